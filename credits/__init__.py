@@ -1,0 +1,38 @@
+"""credits: a credits ledger for metered AI apps, on Redis.
+
+Fixed-price actions are deducted at once; metered jobs reserve an estimate and
+are settled at their actual cost when the provider's webhook arrives. Every
+change is an event in a per-user log that the cached balance can be proved
+against.
+"""
+
+# Clients
+from credits.aio import AsyncCredits
+from credits.client import Credits
+
+# Models
+from credits.models import (
+    Account,
+    BalanceVerification,
+    Reservation,
+    Settlement,
+    Transaction,
+    TxResult,
+)
+
+# Pricing
+from credits.pricing import FIXED_PRICING, PRICING_CONFIG, PricingEngine
+
+__all__ = [
+    "FIXED_PRICING",
+    "PRICING_CONFIG",
+    "Account",
+    "AsyncCredits",
+    "BalanceVerification",
+    "Credits",
+    "PricingEngine",
+    "Reservation",
+    "Settlement",
+    "Transaction",
+    "TxResult",
+]

@@ -1,0 +1,275 @@
+"""The ledger operations as steps: validate, build the script call, parse the reply.
+
+No I/O here (see :mod:`credits.steps`). Each function checks its input before
+it yields anything, so bad input never reaches Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from credits import limits
+from credits.errors import (
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    TransactionError,
+)
+from credits.keys import UserKeys, reservation_id, user_keys
+from credits.models import Account, BalanceVerification, Transaction, TxResult
+from credits.scripts import script
+from credits.steps import Arg, Command, Steps, run_script
+from credits.validation import (
+    check_action,
+    check_amount,
+    check_idempotency_key,
+    check_limit,
+    check_time_ms,
+    check_user_id,
+    decode_metadata,
+    encode_metadata,
+)
+
+
+def fingerprint(*parts: object) -> str:
+    """What an idempotency key is remembered with: a digest of the call's parameters."""
+    encoded = json.dumps(parts, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:32]
+
+
+def keys_and_args(
+    user: UserKeys, now_ms: int, idempotency_key: str | None = None
+) -> tuple[list[str], list[Arg]]:
+    keys = user.script_keys()
+    if idempotency_key is not None:
+        keys.append(user.idempotency(idempotency_key))
+    return keys, [now_ms, user.escaped]
+
+
+def parse_tx_result(encoded: str) -> TxResult:
+    tx_id, balance, timestamp = encoded.split(",")
+    return TxResult(tx_id=tx_id, balance=int(balance), timestamp=int(timestamp))
+
+
+def _tx_reply(reply: Any, amount: int, idempotency_key: str | None) -> TxResult:
+    status = reply[0]
+    if status in ("ok", "replay"):
+        return parse_tx_result(reply[1])
+    if status == "insufficient":
+        raise InsufficientCreditsError(required=amount, available=int(reply[1]))
+    if status == "conflict":
+        raise IdempotencyConflictError(idempotency_key or "")
+    if status == "overflow":
+        raise InvalidInputError(
+            f"balance plus held would pass {limits.USER_TOTAL_MAX} (now {int(reply[1])})"
+        )
+    raise TransactionError(f"unexpected reply from the ledger script: {reply!r}")
+
+
+def initialize_user(
+    now_ms: int, user_id: str, credits: int, metadata: dict[str, Any] | None
+) -> Steps[TxResult]:
+    user = user_keys(check_user_id(user_id))
+    grant = check_amount(credits, "credits", minimum=0)
+    meta = encode_metadata(metadata)
+    keys, args = keys_and_args(user, now_ms)
+    reply = yield from run_script(script("initialize"), keys, [*args, grant, meta])
+    return _tx_reply(reply, grant, None)
+
+
+def _move(
+    operation: str,
+    now_ms: int,
+    user_id: str,
+    amount: int,
+    action: str,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Steps[TxResult]:
+    user = user_keys(check_user_id(user_id))
+    amount = check_amount(amount)
+    action = check_action(action)
+    meta = encode_metadata(metadata)
+    key = check_idempotency_key(idempotency_key)
+    keys, args = keys_and_args(user, now_ms, key)
+    digest = fingerprint(operation, amount, action, meta) if key is not None else ""
+    reply = yield from run_script(script(operation), keys, [*args, amount, action, meta, digest])
+    return _tx_reply(reply, amount, key)
+
+
+def deduct(
+    now_ms: int,
+    user_id: str,
+    amount: int,
+    action: str,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Steps[TxResult]:
+    return _move("deduct", now_ms, user_id, amount, action, metadata, idempotency_key)
+
+
+def add(
+    now_ms: int,
+    user_id: str,
+    amount: int,
+    action: str,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Steps[TxResult]:
+    return _move("add", now_ms, user_id, amount, action, metadata, idempotency_key)
+
+
+def get_account(now_ms: int, user_id: str) -> Steps[Account]:
+    user = user_keys(check_user_id(user_id))
+    keys, args = keys_and_args(user, now_ms)
+    balance, held, created = yield from run_script(script("read_account"), keys, args)
+    return Account(
+        user_id=user_id,
+        balance=int(balance),
+        held=int(held),
+        created_at=int(created) if created else None,
+    )
+
+
+def get_balance(now_ms: int, user_id: str) -> Steps[int]:
+    account = yield from get_account(now_ms, user_id)
+    return account.balance
+
+
+def parse_transaction(user: UserKeys, entry_id: str, fields: dict[str, str]) -> Transaction:
+    hold_id = fields.get("r", "")
+    shortfall, _, late = fields.get("x", "").partition(":")
+    return Transaction(
+        tx_id=entry_id,
+        user_id=user.user_id,
+        type=fields["t"],
+        amount=int(fields["a"]),
+        balance_delta=int(fields["b"]),
+        held_delta=int(fields["h"]),
+        balance_after=int(fields["B"]),
+        action=fields["c"],
+        metadata=decode_metadata(fields.get("m", "")),
+        timestamp=int(entry_id.partition("-")[0]),
+        reservation_id=reservation_id(user, hold_id) if hold_id else None,
+        shortfall=int(shortfall) if shortfall else 0,
+        late=late == "late",
+    )
+
+
+def get_transactions(
+    user_id: str, limit: int, start_time: int | None, end_time: int | None
+) -> Steps[list[Transaction]]:
+    user = user_keys(check_user_id(user_id))
+    count = check_limit(limit, limits.TRANSACTIONS_LIMIT_MAX)
+    start = check_time_ms(start_time, "start_time")
+    end = check_time_ms(end_time, "end_time")
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError(f"start_time {start} is after end_time {end}")
+    high = "+" if end is None else str(end)
+    low = "-" if start is None else str(start)
+    entries = yield Command(("XREVRANGE", user.log, high, low, "COUNT", count))
+    return [parse_transaction(user, entry_id, fields) for entry_id, fields in entries]
+
+
+@dataclass(frozen=True, slots=True)
+class LogSums:
+    balance: int
+    held: int
+    events: int
+
+    def __add__(self, other: LogSums) -> LogSums:
+        return LogSums(
+            self.balance + other.balance, self.held + other.held, self.events + other.events
+        )
+
+
+def sum_log(log_key: str, after: str, upto: str, chunk: int) -> Steps[LogSums]:
+    """Sum the deltas of the events in (after, upto], reading ``chunk`` events a call.
+
+    Each read is a plain XRANGE, not a script, so a user with millions of events
+    never blocks other writers for more than one chunk's read.
+    """
+    balance = held = events = 0
+    start = "-" if not after else f"({after}"
+    while upto:
+        entries = yield Command(("XRANGE", log_key, start, upto, "COUNT", chunk))
+        for _, fields in entries:
+            balance += int(fields["b"])
+            held += int(fields["h"])
+        events += len(entries)
+        if len(entries) < chunk or entries[-1][0] == upto:
+            break
+        start = f"({entries[-1][0]}"
+    return LogSums(balance, held, events)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    balance: int
+    held: int
+    marker: str  # last log id at that instant; "" for an empty log
+
+
+def _snapshot(user: UserKeys, now_ms: int) -> Steps[Snapshot]:
+    keys, args = keys_and_args(user, now_ms)
+    balance, held, marker = yield from run_script(script("snapshot"), keys, args)
+    return Snapshot(int(balance), int(held), str(marker))
+
+
+def verify_balance(
+    now_ms: int, user_id: str, chunk: int = limits.LOG_CHUNK_EVENTS
+) -> Steps[BalanceVerification]:
+    """Compare the cached balance with the log, at one consistent point.
+
+    The snapshot takes the cached values and the last log id in one atomic step;
+    events up to that id never change, so summing them afterwards, in chunks,
+    gives exactly what the cache should have held at the snapshot.
+    """
+    user = user_keys(check_user_id(user_id))
+    chunk = check_limit(chunk, limits.LOG_CHUNK_EVENTS_MAX, "chunk")
+    snap = yield from _snapshot(user, now_ms)
+    sums = yield from sum_log(user.log, "", snap.marker, chunk)
+    return BalanceVerification(
+        valid=snap.balance == sums.balance and snap.held == sums.held,
+        cached=snap.balance,
+        calculated=sums.balance,
+        difference=snap.balance - sums.balance,
+        held_cached=snap.held,
+        held_calculated=sums.held,
+        events=sums.events,
+    )
+
+
+def rebuild_balance(now_ms: int, user_id: str, chunk: int = limits.LOG_CHUNK_EVENTS) -> Steps[int]:
+    """Set the cached balance (and held) from the log without losing a racing write.
+
+    The log is summed up to a marker outside any script; the final script adds
+    the events written since the marker and writes the cache in one atomic step.
+    When writers outpace it (more than REBUILD_TAIL_EVENTS_MAX new events), it
+    reads further and tries again.
+    """
+    user = user_keys(check_user_id(user_id))
+    chunk = check_limit(chunk, limits.LOG_CHUNK_EVENTS_MAX, "chunk")
+    snap = yield from _snapshot(user, now_ms)
+    marker = snap.marker
+    sums = yield from sum_log(user.log, "", marker, chunk)
+    keys, args = keys_and_args(user, now_ms)
+    for _ in range(limits.REBUILD_ATTEMPTS_MAX):
+        reply = yield from run_script(
+            script("rebuild"),
+            keys,
+            [*args, marker, sums.balance, sums.held, limits.REBUILD_TAIL_EVENTS_MAX],
+        )
+        if reply[0] == "ok":
+            return int(reply[1])
+        newest = yield Command(("XREVRANGE", user.log, "+", "-", "COUNT", 1))
+        newer_marker = newest[0][0]
+        sums = sums + (yield from sum_log(user.log, marker, newer_marker, chunk))
+        marker = newer_marker
+    raise TransactionError(
+        f"rebuild of {user_id!r} could not catch up with its writers after "
+        f"{limits.REBUILD_ATTEMPTS_MAX} attempts; nothing was changed"
+    )

@@ -1,0 +1,135 @@
+"""Every Redis key of the ledger, and the hash tag that keeps a user's keys together.
+
+A user's keys all carry the tag of the user's *bucket*, ``{b<n>}`` with ``n`` a
+stable hash of the user id modulo :data:`~credits.limits.BUCKET_COUNT`. So:
+
+* every script touches keys of one slot only, on a single Redis or a Cluster;
+* the user id never appears inside the braces, so no id (``{``, ``}``, ``:``,
+  spaces, unicode) can move its keys to another slot;
+* the bucket's own keys (the due-index of open holds, the user registry) share
+  that slot, so reserve, extend, settle and expiry update them in the same
+  atomic script, and the sweep and reconcile walk a fixed set of keys whose
+  number does not grow with users.
+
+Inside the tag, the user id is escaped (``%`` and ``:``) so that the key of one
+user can never be spelled by another user's id.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import zlib
+from dataclasses import dataclass
+
+from credits.limits import BUCKET_COUNT
+
+PREFIX = "credits"
+_RESERVATION_ID = re.compile(
+    r"^rsv:\{b(?P<bucket>[0-9]{1,4})\}:(?P<user>[^:]+):(?P<hold>[0-9a-f]{20})$"
+)
+
+
+def bucket_of(user_id: str) -> int:
+    """The user's bucket: CRC32 of the UTF-8 id, so every client agrees forever."""
+    return zlib.crc32(user_id.encode("utf-8")) % BUCKET_COUNT
+
+
+def escape_user_id(user_id: str) -> str:
+    return user_id.replace("%", "%25").replace(":", "%3A")
+
+
+def unescape_user_id(escaped: str) -> str:
+    return escaped.replace("%3A", ":").replace("%25", "%")
+
+
+def bucket_tag(bucket: int) -> str:
+    return f"{{b{bucket}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeys:
+    """The keys of one user, in the order every per-user script receives them."""
+
+    user_id: str
+    bucket: int
+    escaped: str
+    account: (
+        str  # hash: bal, held, ct (created ms), init (first initialize result), lid (last log id)
+    )
+    log: str  # stream: one entry per event
+    holds: str  # hash: hold id -> JSON record (open and recently closed)
+    open: str  # zset: open hold id by expires_at ms
+    closed: str  # zset: closed hold id by closed_at ms, for purging old records
+    due: str  # bucket zset: "<escaped user>:<hold id>" by expires_at ms, for the sweep
+    users: str  # bucket set: escaped user ids, for reconcile
+
+    def script_keys(self) -> list[str]:
+        return [self.account, self.log, self.holds, self.open, self.closed, self.due, self.users]
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.account}:idem:{key}"
+
+
+def user_keys(user_id: str) -> UserKeys:
+    bucket = bucket_of(user_id)
+    escaped = escape_user_id(user_id)
+    tag = bucket_tag(bucket)
+    base = f"{PREFIX}:{tag}:u:{escaped}"
+    return UserKeys(
+        user_id=user_id,
+        bucket=bucket,
+        escaped=escaped,
+        account=base,
+        log=f"{base}:log",
+        holds=f"{base}:holds",
+        open=f"{base}:open",
+        closed=f"{base}:closed",
+        due=due_key(bucket),
+        users=users_key(bucket),
+    )
+
+
+def due_key(bucket: int) -> str:
+    return f"{PREFIX}:{bucket_tag(bucket)}:due"
+
+
+def users_key(bucket: int) -> str:
+    return f"{PREFIX}:{bucket_tag(bucket)}:users"
+
+
+def new_hold_id() -> str:
+    return secrets.token_hex(10)
+
+
+def reservation_id(keys: UserKeys, hold_id: str) -> str:
+    return f"rsv:{bucket_tag(keys.bucket)}:{keys.escaped}:{hold_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedReservationId:
+    user_id: str
+    hold_id: str
+
+
+def parse_reservation_id(value: str) -> ParsedReservationId | None:
+    """Split a reservation id into user and hold, or None when it is not one of ours.
+
+    The bucket in the id must be the user's own: an id edited by hand to point
+    another bucket's keys at a user is refused rather than routed.
+    """
+    match = _RESERVATION_ID.match(value)
+    if match is None:
+        return None
+    user_id = unescape_user_id(match["user"])
+    if escape_user_id(user_id) != match["user"] or int(match["bucket"]) != bucket_of(user_id):
+        return None
+    return ParsedReservationId(user_id=user_id, hold_id=match["hold"])
+
+
+def due_member_parts(member: str) -> tuple[str, str] | None:
+    """Split a due-index member ``<escaped user>:<hold id>`` into (user id, hold id)."""
+    escaped, sep, hold_id = member.rpartition(":")
+    if not sep or not escaped:
+        return None
+    return unescape_user_id(escaped), hold_id

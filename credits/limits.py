@@ -1,0 +1,57 @@
+"""Every bound of the ledger, with its unit last in the name.
+
+A lost bound becomes a slow script, and Redis runs one script at a time, so a
+slow script stalls every app that shares the server. Everything a caller can
+make large is capped here and checked before anything is written.
+"""
+
+from __future__ import annotations
+
+# Lua numbers are doubles: every integer up to 2**53 - 1 is exact, none above is.
+AMOUNT_MAX = 2**53 - 1
+# The sum balance + held of one user never passes AMOUNT_MAX, so releasing a
+# hold can never push a balance past it either.
+USER_TOTAL_MAX = AMOUNT_MAX
+
+USER_ID_CHARS_MAX = 256
+ACTION_CHARS_MAX = 128
+IDEMPOTENCY_KEY_CHARS_MAX = 256
+REASON_CHARS_MAX = 1024
+METADATA_BYTES_MAX = 8 * 1024
+
+TRANSACTIONS_LIMIT_MAX = 1000
+TRANSACTIONS_LIMIT_DEFAULT = 50
+
+# Keys live at least 24 hours (SPEC invariant 4); we keep them 48 so that a
+# retry storm after a day-long outage still finds its first result.
+IDEMPOTENCY_TTL_MS = 48 * 60 * 60 * 1000
+
+HOLD_TTL_MS_MIN = 1000
+HOLD_TTL_MS_MAX = 30 * 24 * 60 * 60 * 1000
+# A closed hold's record (and its Settlement) is kept this long after it closed,
+# so that a webhook delivered twice, or late, still finds it.
+CLOSED_HOLD_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
+OPEN_HOLDS_PER_USER_MAX = 1000
+RESERVATIONS_LIST_LIMIT_MAX = 1000
+
+# Work one script call may do on the side (lazy expiry, purging old closed
+# holds), so that no call's cost grows with a user's history.
+LAZY_EXPIRE_PER_CALL_MAX = 64
+CLOSED_PURGE_PER_CALL_MAX = 16
+
+# Verify and rebuild read the log in chunks of this many events outside any
+# script; the final atomic step of a rebuild reads at most this many tail events.
+LOG_CHUNK_EVENTS = 2000
+LOG_CHUNK_EVENTS_MAX = 10_000
+REBUILD_TAIL_EVENTS_MAX = 2000
+REBUILD_ATTEMPTS_MAX = 50
+
+SWEEP_BATCH_HOLDS_DEFAULT = 200
+SWEEP_BATCH_HOLDS_MAX = 1000
+RECONCILE_BATCH_USERS_DEFAULT = 200
+RECONCILE_BATCH_USERS_MAX = 5000
+
+# Fixed number of hash-tag buckets users are spread over. A user's bucket is
+# part of every key and of every reservation id, so this is a storage-format
+# constant: changing it orphans existing data.
+BUCKET_COUNT = 1024

@@ -1,0 +1,22 @@
+-- release.lua: close an open hold without charging; everything returns to balance.
+-- Releasing a released hold returns the first settlement.
+-- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, metadata_json (the reason)
+-- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
+local u = load_account(this_user())
+local hold_id = ARGV[3]
+if not load_hold(u, hold_id) then
+  return { 'not_found' }
+end
+upkeep(u)
+local rec = load_hold(u, hold_id)
+if rec.s == 'released' then
+  return { 'again', rec.st }
+end
+if rec.s ~= 'open' then
+  return { 'closed', rec.s }
+end
+local amount = tonumber(rec.a)
+local id = append(u, 'release', amount, amount, -amount, rec.c, ARGV[4], hold_id, '')
+rec.st = id .. ',0,' .. fmt(amount) .. ',0,' .. fmt(u.bal) .. ',0'
+close_hold(u, hold_id, rec, 'released')
+return { 'ok', rec.st }

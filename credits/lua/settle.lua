@@ -1,0 +1,52 @@
+-- settle.lua: charge a hold's actual cost, once.
+--   open:    charge min(actual, held); on overage, the excess as far as the balance
+--            covers it; the rest is the shortfall. Unused held credits come back.
+--   expired: a late webhook; charge actual from the balance by the same overage rule.
+--   settled: return the first settlement, charge nothing.
+--   released: refuse.
+-- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, actual, metadata_json
+-- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
+-- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>"
+local u = load_account(this_user())
+local hold_id, actual = ARGV[3], tonumber(ARGV[4])
+if not load_hold(u, hold_id) then
+  return { 'not_found' }
+end
+upkeep(u)
+local rec = load_hold(u, hold_id)
+if rec.s == 'settled' then
+  return { 'again', rec.st }
+end
+if rec.s == 'released' then
+  return { 'closed', rec.s }
+end
+local held_amount = tonumber(rec.a)
+local late = rec.s == 'expired'
+local from_hold, held_delta = 0, 0
+if not late then
+  from_hold = math.min(actual, held_amount)
+  held_delta = -held_amount
+end
+local released = -held_delta - from_hold
+local excess = actual - from_hold
+-- excess > 0 only when nothing of the hold comes back, so the balance before
+-- this settle is exactly what can cover it
+local from_balance = math.min(excess, u.bal)
+local charged = from_hold + from_balance
+local shortfall = excess - from_balance
+local late_flag = '0'
+local extra = fmt(shortfall)
+if late then
+  late_flag = '1'
+  extra = extra .. ':late'
+end
+local id = append(u, 'settle', charged, released - from_balance, held_delta, rec.c, ARGV[5], hold_id, extra)
+rec.st = id .. ',' .. fmt(charged) .. ',' .. fmt(released) .. ',' .. fmt(shortfall) .. ','
+  .. fmt(u.bal) .. ',' .. late_flag
+if late then
+  rec.s = 'settled'
+  save_hold(u, hold_id, rec)
+else
+  close_hold(u, hold_id, rec, 'settled')
+end
+return { 'ok', rec.st }

@@ -1,0 +1,104 @@
+"""Frozen pydantic models: what the ledger hands back to callers.
+
+They are frozen because a result describes something that already happened in
+the log. Credit fields carry ``ge=0`` so an impossible negative from the store
+fails loudly here too (a pair assertion with the checks in Lua).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TxType = Literal["initialize", "deduct", "add", "reserve", "settle", "release", "expire"]
+ReservationStatus = Literal["open", "settled", "released", "expired"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TxResult(_Frozen):
+    """The outcome of a write: which log event it made and the balance after it."""
+
+    tx_id: str
+    balance: int = Field(ge=0)
+    timestamp: int = Field(description="Unix ms of the event")
+
+
+class Transaction(_Frozen):
+    """One immutable event of a user's log."""
+
+    tx_id: str
+    user_id: str
+    type: TxType
+    amount: int = Field(ge=0, description="positive magnitude of the event")
+    balance_delta: int
+    held_delta: int
+    balance_after: int = Field(ge=0)
+    action: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    timestamp: int = Field(description="Unix ms")
+    reservation_id: str | None = None
+    shortfall: int = Field(default=0, ge=0, description="settle: credits owed but not covered")
+    late: bool = Field(default=False, description="settle: arrived after the hold expired")
+
+
+class Account(_Frozen):
+    user_id: str
+    balance: int = Field(ge=0)
+    held: int = Field(ge=0)
+    created_at: int | None = Field(description="Unix ms; None for a user never seen")
+
+
+class BalanceVerification(_Frozen):
+    """The cached balance against the sum of the log, at one consistent point.
+
+    ``difference`` is ``cached - calculated``, the seed's sign.
+    """
+
+    valid: bool
+    cached: int
+    calculated: int
+    difference: int
+    held_cached: int = 0
+    held_calculated: int = 0
+    events: int = Field(default=0, ge=0, description="log events read")
+
+
+class Reservation(_Frozen):
+    id: str
+    user_id: str
+    amount: int = Field(ge=1)
+    action: str
+    status: ReservationStatus
+    created_at: int = Field(description="Unix ms")
+    expires_at: int = Field(description="Unix ms")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    closed_at: int | None = None
+    tx_id: str = Field(description="the reserve event in the user's log")
+
+
+class Settlement(_Frozen):
+    """How a hold closed: what was charged, what came back, what was owed."""
+
+    tx_id: str
+    reservation_id: str
+    charged: int = Field(ge=0)
+    released: int = Field(ge=0)
+    shortfall: int = Field(ge=0)
+    balance: int = Field(ge=0)
+    late: bool = False
+
+
+__all__ = [
+    "Account",
+    "BalanceVerification",
+    "Reservation",
+    "ReservationStatus",
+    "Settlement",
+    "Transaction",
+    "TxResult",
+    "TxType",
+]

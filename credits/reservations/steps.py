@@ -1,0 +1,188 @@
+"""Reservation operations as steps (see :mod:`credits.steps`).
+
+A reservation id carries the user's bucket tag and escaped id, so settle,
+release, extend and reads need nothing but the id: no global lookup, and the
+same on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from credits import limits
+from credits.core import fingerprint, keys_and_args
+from credits.errors import (
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    ReservationClosedError,
+    ReservationNotFoundError,
+    TransactionError,
+)
+from credits.keys import UserKeys, new_hold_id, parse_reservation_id, reservation_id, user_keys
+from credits.models import Reservation, ReservationStatus, Settlement
+from credits.scripts import script
+from credits.steps import Steps, run_script
+from credits.validation import (
+    check_action,
+    check_amount,
+    check_idempotency_key,
+    check_limit,
+    check_reason,
+    check_user_id,
+    decode_metadata,
+    encode_metadata,
+    ttl_ms,
+)
+
+STATUSES: tuple[ReservationStatus, ...] = ("open", "settled", "released", "expired")
+
+
+def parse_hold(user: UserKeys, hold_id: str, raw: str) -> Reservation:
+    record = json.loads(raw)
+    return Reservation(
+        id=reservation_id(user, hold_id),
+        user_id=user.user_id,
+        amount=int(record["a"]),
+        action=record["c"],
+        status=record["s"],
+        created_at=int(record["t"]),
+        expires_at=int(record["e"]),
+        metadata=decode_metadata(record.get("m", "")),
+        closed_at=int(record["z"]) if "z" in record else None,
+        tx_id=record["x"],
+    )
+
+
+def parse_settlement(rid: str, encoded: str) -> Settlement:
+    tx_id, charged, released, shortfall, balance, late = encoded.split(",")
+    return Settlement(
+        tx_id=tx_id,
+        reservation_id=rid,
+        charged=int(charged),
+        released=int(released),
+        shortfall=int(shortfall),
+        balance=int(balance),
+        late=late == "1",
+    )
+
+
+def _hold_keys(rid: object) -> tuple[UserKeys, str]:
+    if not isinstance(rid, str):
+        raise InvalidInputError(f"reservation_id must be a str, got {type(rid).__name__}")
+    parsed = parse_reservation_id(rid)
+    if parsed is None:
+        raise InvalidInputError(f"malformed reservation id {rid[:300]!r}")
+    return user_keys(parsed.user_id), parsed.hold_id
+
+
+def reserve(
+    now_ms: int,
+    user_id: str,
+    amount: int,
+    action: str,
+    ttl: object,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Steps[Reservation]:
+    user = user_keys(check_user_id(user_id))
+    amount = check_amount(amount)
+    action = check_action(action)
+    hold_ttl_ms = ttl_ms(ttl)
+    meta = encode_metadata(metadata)
+    key = check_idempotency_key(idempotency_key)
+    digest = fingerprint("reserve", amount, action, hold_ttl_ms, meta) if key is not None else ""
+    keys, args = keys_and_args(user, now_ms, key)
+    reply = yield from run_script(
+        script("reserve"), keys, [*args, amount, action, meta, digest, new_hold_id(), hold_ttl_ms]
+    )
+    status = reply[0]
+    if status in ("ok", "replay"):
+        return parse_hold(user, reply[1], reply[2])
+    if status == "insufficient":
+        raise InsufficientCreditsError(required=amount, available=int(reply[1]))
+    if status == "conflict":
+        raise IdempotencyConflictError(key or "")
+    if status == "too_many_holds":
+        raise InvalidInputError(
+            f"user has {int(reply[1])} open holds, the most allowed is "
+            f"{limits.OPEN_HOLDS_PER_USER_MAX}; settle or release some first"
+        )
+    raise TransactionError(f"unexpected reply from reserve: {reply!r}")
+
+
+def _closing_reply(rid: str, operation: str, reply: Any) -> Settlement:
+    status = reply[0]
+    if status in ("ok", "again"):
+        return parse_settlement(rid, reply[1])
+    if status == "not_found":
+        raise ReservationNotFoundError(rid)
+    if status == "closed":
+        raise ReservationClosedError(rid, str(reply[1]), operation)
+    raise TransactionError(f"unexpected reply from {operation}: {reply!r}")
+
+
+def settle(
+    now_ms: int, rid: str, actual_amount: int, metadata: dict[str, Any] | None
+) -> Steps[Settlement]:
+    user, hold_id = _hold_keys(rid)
+    actual = check_amount(actual_amount, "actual_amount", minimum=0)
+    meta = encode_metadata(metadata)
+    keys, args = keys_and_args(user, now_ms)
+    reply = yield from run_script(script("settle"), keys, [*args, hold_id, actual, meta])
+    return _closing_reply(rid, "settle", reply)
+
+
+def release(now_ms: int, rid: str, reason: str | None) -> Steps[Settlement]:
+    user, hold_id = _hold_keys(rid)
+    why = check_reason(reason)
+    meta = encode_metadata({"reason": why} if why else None)
+    keys, args = keys_and_args(user, now_ms)
+    reply = yield from run_script(script("release"), keys, [*args, hold_id, meta])
+    return _closing_reply(rid, "release", reply)
+
+
+def extend(now_ms: int, rid: str, ttl: object) -> Steps[Reservation]:
+    user, hold_id = _hold_keys(rid)
+    hold_ttl_ms = ttl_ms(ttl)
+    keys, args = keys_and_args(user, now_ms)
+    reply = yield from run_script(script("extend"), keys, [*args, hold_id, hold_ttl_ms])
+    status = reply[0]
+    if status == "ok":
+        return parse_hold(user, hold_id, reply[1])
+    if status == "not_found":
+        raise ReservationNotFoundError(rid)
+    if status == "closed":
+        raise ReservationClosedError(rid, str(reply[1]), "extend")
+    raise TransactionError(f"unexpected reply from extend: {reply!r}")
+
+
+def get_reservation(now_ms: int, rid: str) -> Steps[Reservation]:
+    user, hold_id = _hold_keys(rid)
+    keys, args = keys_and_args(user, now_ms)
+    reply = yield from run_script(script("read_holds"), keys, [*args, "one", hold_id])
+    if len(reply) < 3:
+        raise ReservationNotFoundError(rid)
+    return parse_hold(user, reply[1], reply[2])
+
+
+def list_reservations(
+    now_ms: int, user_id: str, status: str | None, limit: int
+) -> Steps[list[Reservation]]:
+    """Open holds soonest-expiring first, then closed holds most recently closed first."""
+    user = user_keys(check_user_id(user_id))
+    if status is not None and status not in STATUSES:
+        raise InvalidInputError(f"status must be one of {STATUSES} or None, got {status!r}")
+    count = check_limit(limit, limits.RESERVATIONS_LIST_LIMIT_MAX)
+    keys, args = keys_and_args(user, now_ms)
+    found: list[Reservation] = []
+    for which in ("open", "closed"):
+        if status is not None and (status == "open") != (which == "open"):
+            continue
+        reply = yield from run_script(script("read_holds"), keys, [*args, which, count])
+        for i in range(1, len(reply), 2):
+            hold = parse_hold(user, reply[i], reply[i + 1])
+            if status is None or hold.status == status:
+                found.append(hold)
+    return found[:count]

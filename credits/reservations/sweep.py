@@ -1,0 +1,72 @@
+"""The sweep: close every expired hold, for users who never come back.
+
+Each bucket has a due-index (a sorted set of ``<escaped user>:<hold id>`` by
+expiry, in the bucket's slot). A sweep reads, in one pipeline, the due members
+of every bucket up to ``now`` (at most ``batch_size`` each), then closes them
+with one short ``sweep.lua`` call per bucket batch. Its cost is the fixed
+bucket count plus the expired holds: open holds that are not due and users
+with nothing due are never touched.
+"""
+
+from __future__ import annotations
+
+from credits import limits
+from credits.keys import due_key, due_member_parts, user_keys
+from credits.scripts import script
+from credits.steps import Arg, Batch, Command, Steps, run_script
+from credits.validation import check_limit
+
+
+def _sweep_bucket(bucket: int, members: list[str], now_ms: int) -> Steps[int]:
+    order: dict[str, int] = {}
+    keys: list[str] = [due_key(bucket), ""]
+    escaped: list[Arg] = []
+    pairs: list[Arg] = []
+    for member in members:
+        parts = due_member_parts(member)
+        if parts is None:
+            continue
+        user_id, hold_id = parts
+        user = user_keys(user_id)
+        if user.bucket != bucket:
+            continue
+        if user_id not in order:
+            order[user_id] = len(order) + 1
+            keys += [user.account, user.log, user.holds, user.open, user.closed]
+            keys[1] = user.users
+            escaped.append(user.escaped)
+        pairs += [order[user_id], hold_id]
+    if not order:
+        return 0
+    reply = yield from run_script(script("sweep"), keys, [now_ms, len(order), *escaped, *pairs])
+    return int(reply[0])
+
+
+def expire_reservations(
+    now_ms: int,
+    batch_size: int = limits.SWEEP_BATCH_HOLDS_DEFAULT,
+    max_rounds: int = 1000,
+) -> Steps[int]:
+    """Close holds due by ``now_ms``; returns how many expired."""
+    batch = check_limit(batch_size, limits.SWEEP_BATCH_HOLDS_MAX, "batch_size")
+    rounds = check_limit(max_rounds, 1_000_000, "max_rounds")
+    pending = list(range(limits.BUCKET_COUNT))
+    expired = 0
+    for _ in range(rounds):
+        reads = yield Batch(
+            tuple(
+                Command(("ZRANGEBYSCORE", due_key(b), "-inf", now_ms, "LIMIT", 0, batch))
+                for b in pending
+            )
+        )
+        still_full: list[int] = []
+        for bucket, members in zip(pending, reads, strict=True):
+            if not members:
+                continue
+            expired += yield from _sweep_bucket(bucket, members, now_ms)
+            if len(members) == batch:
+                still_full.append(bucket)
+        if not still_full:
+            break
+        pending = still_full
+    return expired

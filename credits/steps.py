@@ -1,0 +1,55 @@
+"""The sans-I/O protocol the two clients share.
+
+Every operation is a generator that *yields* the Redis calls it needs and
+*receives* their replies; it returns the result or raises a credits error.
+:class:`~credits.client.Credits` carries each call with blocking I/O and
+:class:`~credits.aio.AsyncCredits` with ``await``: validation, key building,
+script arguments, reply parsing and multi-step loops (verify, rebuild, sweep)
+are written once, here and in the modules that build on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from credits.scripts import Script
+
+T = TypeVar("T")
+Arg = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One Redis command, e.g. ``("XREVRANGE", key, "+", "-", "COUNT", 50)``."""
+
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Commands sent in one pipeline (no MULTI); the reply is their list of replies."""
+
+    commands: tuple[Command, ...]
+
+
+Call = Command | Batch
+Steps = Generator[Call, Any, T]
+
+
+class ScriptMissing(Exception):
+    """The server does not have a script cached (NOSCRIPT); thrown into the steps."""
+
+
+def run_script(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
+    """EVALSHA, and EVAL once if the server lost its script cache."""
+    head: tuple[Arg, ...] = (len(keys), *keys, *args)
+    try:
+        return (yield Command(("EVALSHA", script.sha, *head)))
+    except ScriptMissing:
+        return (yield Command(("EVAL", script.source, *head)))
+
+
+def status_of(reply: Any) -> str:
+    return str(reply[0])

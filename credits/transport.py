@@ -1,0 +1,81 @@
+"""Carrying :mod:`credits.steps` over redis-py, blocking or asyncio.
+
+The two drivers are the only code that differs between the clients. Errors
+from redis-py become credits errors here, with the cause chained:
+connection loss and timeouts are :class:`StoreUnavailableError` (retryable),
+anything else the server refused is :class:`TransactionError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+
+from credits.errors import StoreUnavailableError, TransactionError
+from credits.steps import Batch, Call, ScriptMissing, Steps
+
+T = TypeVar("T")
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.MasterDownError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
+
+
+def translate(exc: BaseException) -> BaseException:
+    """The credits error a redis-py failure stands for, with the cause attached."""
+    if isinstance(exc, redis_errors.NoScriptError):
+        return ScriptMissing(str(exc))
+    error: BaseException
+    if isinstance(exc, _UNAVAILABLE):
+        error = StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}: {exc}")
+    else:
+        error = TransactionError(f"Redis refused the call: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+TRANSLATED: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError)
+
+
+def drive(steps: Steps[T], execute: Callable[[Call], Any]) -> T:
+    """Run ``steps`` to the end with blocking I/O."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                reply = execute(call)
+            except TRANSLATED as exc:
+                call = steps.throw(translate(exc))
+            else:
+                call = steps.send(reply)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def drive_async(steps: Steps[T], execute: Callable[[Call], Awaitable[Any]]) -> T:
+    """Run ``steps`` to the end with asyncio I/O."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                reply = await execute(call)
+            except TRANSLATED as exc:
+                call = steps.throw(translate(exc))
+            else:
+                call = steps.send(reply)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def is_batch(call: Call) -> bool:
+    return isinstance(call, Batch)
