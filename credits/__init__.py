@@ -14,6 +14,7 @@ from credits.client import Credits
 from credits.models import (
     Account,
     BalanceVerification,
+    BulkItem,
     Reservation,
     Settlement,
     Transaction,
@@ -29,6 +30,7 @@ __all__ = [
     "Account",
     "AsyncCredits",
     "BalanceVerification",
+    "BulkItem",
     "Credits",
     "PricingEngine",
     "Reservation",

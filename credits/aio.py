@@ -6,6 +6,7 @@ behaviour, errors and docstrings are those of the blocking client.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -15,9 +16,11 @@ import redis.asyncio.cluster
 from credits import core, limits
 from credits.base import ClientBase
 from credits.connection import async_executor
+from credits.errors import CreditsError
 from credits.models import (
     Account,
     BalanceVerification,
+    BulkItem,
     Reservation,
     Settlement,
     Transaction,
@@ -85,6 +88,12 @@ class AsyncCredits(ClientBase):
         return await self._run(
             core.add(self._now_ms(), user_id, amount, action, metadata, idempotency_key)
         )
+
+    async def add_many(self, items: Iterable[BulkItem]) -> list[TxResult | CreditsError]:
+        return await self._run(core.move_many("add", self._now_ms(), items))
+
+    async def deduct_many(self, items: Iterable[BulkItem]) -> list[TxResult | CreditsError]:
+        return await self._run(core.move_many("deduct", self._now_ms(), items))
 
     async def get_balance(self, user_id: str) -> int:
         return await self._run(core.get_balance(self._now_ms(), user_id))

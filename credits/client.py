@@ -7,6 +7,7 @@ pool; :class:`~credits.aio.AsyncCredits` runs the very same steps with asyncio.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -16,9 +17,11 @@ import redis.cluster
 from credits import core, limits
 from credits.base import ClientBase
 from credits.connection import blocking_executor
+from credits.errors import CreditsError
 from credits.models import (
     Account,
     BalanceVerification,
+    BulkItem,
     Reservation,
     Settlement,
     Transaction,
@@ -98,6 +101,17 @@ class Credits(ClientBase):
         return self._run(
             core.add(self._now_ms(), user_id, amount, action, metadata, idempotency_key)
         )
+
+    def add_many(self, items: Iterable[BulkItem]) -> list[TxResult | CreditsError]:
+        """Many items in one pipeline; see :func:`credits.core.move_many`.
+
+        Returns, per item and in order, its :class:`TxResult` or the
+        :class:`CreditsError` it failed with.
+        """
+        return self._run(core.move_many("add", self._now_ms(), items))
+
+    def deduct_many(self, items: Iterable[BulkItem]) -> list[TxResult | CreditsError]:
+        return self._run(core.move_many("deduct", self._now_ms(), items))
 
     def get_balance(self, user_id: str) -> int:
         """Spendable credits (0 for an unknown user); O(1)."""

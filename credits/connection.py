@@ -25,6 +25,7 @@ from redis.retry import Retry
 from credits.errors import InvalidInputError
 from credits.settings import CreditsSettings, redact_url, resolve_redis_url
 from credits.steps import Batch, Call, Command
+from credits.transport import translate_replies
 
 Clock = Callable[[], float]
 SOCKET_TIMEOUT_S_DEFAULT = 5.0
@@ -125,18 +126,18 @@ def _run_batch(client: redis.Redis | redis.cluster.RedisCluster, batch: Batch) -
     pipe = client.pipeline(transaction=False)
     for command in batch.commands:
         pipe.execute_command(*command.args)
-    return pipe.execute()
+    return translate_replies(pipe.execute(raise_on_error=False))
 
 
 def async_executor(
     client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
 ) -> Callable[[Call], Any]:
-    async def execute(call: Call) -> Any:
+    async def execute(call: Call) -> Any:  # Batch: see _run_batch
         if isinstance(call, Command):
             return await client.execute_command(*call.args)
         pipe = client.pipeline(transaction=False)
         for command in call.commands:
             pipe.execute_command(*command.args)
-        return await pipe.execute()
+        return translate_replies(await pipe.execute(raise_on_error=False))
 
     return execute

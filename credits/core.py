@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from credits import limits
 from credits.errors import (
+    CreditsError,
     IdempotencyConflictError,
     InsufficientCreditsError,
     InvalidInputError,
     TransactionError,
 )
 from credits.keys import UserKeys, reservation_id, user_keys
-from credits.models import Account, BalanceVerification, Transaction, TxResult
+from credits.models import Account, BalanceVerification, BulkItem, Transaction, TxResult
 from credits.scripts import script
-from credits.steps import Arg, Command, Steps, run_script
+from credits.steps import Arg, Batch, Command, ScriptMissing, Steps, run_script
 from credits.validation import (
     check_action,
     check_amount,
@@ -80,6 +82,27 @@ def initialize_user(
     return _tx_reply(reply, grant, None)
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedMove:
+    """A validated deduct or add: the script's keys and arguments."""
+
+    keys: list[str]
+    args: list[Arg]
+    amount: int
+    idempotency_key: str | None
+
+
+def plan_move(operation: str, now_ms: int, item: BulkItem) -> PlannedMove:
+    user = user_keys(check_user_id(item.user_id))
+    amount = check_amount(item.amount)
+    action = check_action(item.action)
+    meta = encode_metadata(item.metadata)
+    key = check_idempotency_key(item.idempotency_key)
+    keys, args = keys_and_args(user, now_ms, key)
+    digest = fingerprint(operation, amount, action, meta) if key is not None else ""
+    return PlannedMove(keys, [*args, amount, action, meta, digest], amount, key)
+
+
 def _move(
     operation: str,
     now_ms: int,
@@ -89,15 +112,62 @@ def _move(
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
 ) -> Steps[TxResult]:
-    user = user_keys(check_user_id(user_id))
-    amount = check_amount(amount)
-    action = check_action(action)
-    meta = encode_metadata(metadata)
-    key = check_idempotency_key(idempotency_key)
-    keys, args = keys_and_args(user, now_ms, key)
-    digest = fingerprint(operation, amount, action, meta) if key is not None else ""
-    reply = yield from run_script(script(operation), keys, [*args, amount, action, meta, digest])
-    return _tx_reply(reply, amount, key)
+    move = plan_move(
+        operation, now_ms, BulkItem(user_id, amount, action, metadata, idempotency_key)
+    )
+    reply = yield from run_script(script(operation), move.keys, move.args)
+    return _tx_reply(reply, move.amount, move.idempotency_key)
+
+
+def move_many(
+    operation: str, now_ms: int, items: Iterable[BulkItem]
+) -> Steps[list[TxResult | CreditsError]]:
+    """Many deducts or adds in one pipeline: one round trip, each item atomic on its own.
+
+    Every item is validated before anything is sent, so one bad item writes
+    nothing at all. Each item then succeeds or fails alone (insufficient
+    credits, idempotency conflict), in order; its result or error is at its
+    index. If the connection drops mid-pipeline the call raises
+    :class:`StoreUnavailableError` and some items may have applied: give items
+    idempotency keys and repeat the call to apply each exactly once.
+    """
+    batch = list(items)
+    if not 1 <= len(batch) <= limits.BULK_ITEMS_MAX:
+        raise InvalidInputError(
+            f"a bulk call takes 1 to {limits.BULK_ITEMS_MAX} items, got {len(batch)}"
+        )
+    for item in batch:
+        if not isinstance(item, BulkItem):
+            raise InvalidInputError(f"bulk items must be BulkItem, got {type(item).__name__}")
+    moves = [plan_move(operation, now_ms, item) for item in batch]
+    code = script(operation)
+
+    def calls(verb: str, body: str, indexes: list[int]) -> Batch:
+        return Batch(
+            tuple(
+                Command((verb, body, len(moves[i].keys), *moves[i].keys, *moves[i].args))
+                for i in indexes
+            )
+        )
+
+    replies: list[Any] = yield calls("EVALSHA", code.sha, list(range(len(moves))))
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, ScriptMissing)]
+    if missing:
+        again = yield calls("EVAL", code.source, missing)
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
+    results: list[TxResult | CreditsError] = []
+    for move, reply in zip(moves, replies, strict=True):
+        if isinstance(reply, CreditsError):
+            results.append(reply)
+        elif isinstance(reply, BaseException):
+            results.append(TransactionError(f"bulk item failed: {reply}"))
+        else:
+            try:
+                results.append(_tx_reply(reply, move.amount, move.idempotency_key))
+            except CreditsError as error:
+                results.append(error)
+    return results
 
 
 def deduct(

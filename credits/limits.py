@@ -19,6 +19,9 @@ IDEMPOTENCY_KEY_CHARS_MAX = 256
 REASON_CHARS_MAX = 1024
 METADATA_BYTES_MAX = 8 * 1024
 
+# Items of one add_many / deduct_many call: one pipeline, so one bounded burst.
+BULK_ITEMS_MAX = 1000
+
 TRANSACTIONS_LIMIT_MAX = 1000
 TRANSACTIONS_LIMIT_DEFAULT = 50
 

@@ -7,6 +7,7 @@ fails loudly here too (a pair assertion with the checks in Lua).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,9 +93,25 @@ class Settlement(_Frozen):
     late: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class BulkItem:
+    """One credit or debit of a bulk call (``add_many`` / ``deduct_many``).
+
+    A plain dataclass, not a model: it is input, and is checked by the same
+    validation as a single call, raising :class:`InvalidInputError`.
+    """
+
+    user_id: str
+    amount: int
+    action: str
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
 __all__ = [
     "Account",
     "BalanceVerification",
+    "BulkItem",
     "Reservation",
     "ReservationStatus",
     "Settlement",

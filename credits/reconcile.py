@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from credits import limits
 from credits.core import rebuild_balance, verify_balance
 from credits.keys import unescape_user_id, users_key
-from credits.steps import Batch, Command, Steps
+from credits.steps import Batch, Command, Steps, batch_values
 from credits.validation import check_limit
 
 INVALID_USERS_REPORTED_MAX = 100
@@ -38,8 +38,8 @@ class ReconcileReport(BaseModel):
 
 
 def count_users() -> Steps[int]:
-    counts = yield Batch(
-        tuple(Command(("SCARD", users_key(b))) for b in range(limits.BUCKET_COUNT))
+    counts = batch_values(
+        (yield Batch(tuple(Command(("SCARD", users_key(b))) for b in range(limits.BUCKET_COUNT))))
     )
     return sum(int(c) for c in counts)
 

@@ -35,6 +35,7 @@ class Batch:
 
 
 Call = Command | Batch
+"""A Batch's reply is a list in which a failed command's entry is its (credits) error."""
 Steps = Generator[Call, Any, T]
 
 
@@ -51,5 +52,9 @@ def run_script(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
         return (yield Command(("EVAL", script.source, *head)))
 
 
-def status_of(reply: Any) -> str:
-    return str(reply[0])
+def batch_values(replies: list[Any]) -> list[Any]:
+    """The replies of a Batch whose every command must succeed: raise the first error."""
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
+    return replies

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from redis import exceptions as redis_errors
 
 from credits.errors import StoreUnavailableError, TransactionError
-from credits.steps import Batch, Call, ScriptMissing, Steps
+from credits.steps import Call, ScriptMissing, Steps
 
 T = TypeVar("T")
 
@@ -40,6 +40,11 @@ def translate(exc: BaseException) -> BaseException:
         error = TransactionError(f"Redis refused the call: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
+
+
+def translate_replies(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies with each failed command's error translated in place."""
+    return [translate(r) if isinstance(r, TRANSLATED) else r for r in replies]
 
 
 TRANSLATED: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError)
@@ -75,7 +80,3 @@ async def drive_async(steps: Steps[T], execute: Callable[[Call], Awaitable[Any]]
     except StopIteration as done:
         result: T = done.value
         return result
-
-
-def is_batch(call: Call) -> bool:
-    return isinstance(call, Batch)

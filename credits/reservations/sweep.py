@@ -13,7 +13,7 @@ from __future__ import annotations
 from credits import limits
 from credits.keys import due_key, due_member_parts, user_keys
 from credits.scripts import script
-from credits.steps import Arg, Batch, Command, Steps, run_script
+from credits.steps import Arg, Batch, Command, Steps, batch_values, run_script
 from credits.validation import check_limit
 
 
@@ -53,10 +53,14 @@ def expire_reservations(
     pending = list(range(limits.BUCKET_COUNT))
     expired = 0
     for _ in range(rounds):
-        reads = yield Batch(
-            tuple(
-                Command(("ZRANGEBYSCORE", due_key(b), "-inf", now_ms, "LIMIT", 0, batch))
-                for b in pending
+        reads = batch_values(
+            (
+                yield Batch(
+                    tuple(
+                        Command(("ZRANGEBYSCORE", due_key(b), "-inf", now_ms, "LIMIT", 0, batch))
+                        for b in pending
+                    )
+                )
             )
         )
         still_full: list[int] = []
