@@ -29,12 +29,19 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Subclasses of ConnectionError that no retry can mend: a wrong password stays wrong.
+_CONFIGURATION: tuple[type[BaseException], ...] = (
+    redis_errors.AuthenticationError,
+    redis_errors.AuthenticationWrongNumberOfArgsError,
+)
+
+
 def translate(exc: BaseException) -> BaseException:
     """The credits error a redis-py failure stands for, with the cause attached."""
     if isinstance(exc, redis_errors.NoScriptError):
         return ScriptMissing(str(exc))
     error: BaseException
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, _UNAVAILABLE) and not isinstance(exc, _CONFIGURATION):
         error = StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}: {exc}")
     else:
         error = TransactionError(f"Redis refused the call: {type(exc).__name__}: {exc}")
