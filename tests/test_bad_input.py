@@ -15,7 +15,18 @@ from credits.limits import AMOUNT_MAX, METADATA_BYTES_MAX
 GOOD_USER = f"sentinel-{uuid.uuid4().hex}"  # one per session: an external Redis keeps data
 
 BAD_AMOUNTS: list[Any] = [0, -1, -(2**60), 2**53, 2**64, 1.0, 10.5, True, False, "10", None, [1]]
-BAD_USERS: list[Any] = ["", "x" * 257, "a\nb", "tab\there", "nul\x00", "del\x7f", "\ud800", 5, None, b"bytes"]
+BAD_USERS: list[Any] = [
+    "",
+    "x" * 257,
+    "a\nb",
+    "tab\there",
+    "nul\x00",
+    "del\x7f",
+    "\ud800",
+    5,
+    None,
+    b"bytes",
+]
 BAD_METADATA: list[Any] = [
     [1, 2],
     "text",
@@ -27,23 +38,45 @@ BAD_METADATA: list[Any] = [
 ]
 BAD_ACTIONS: list[Any] = ["", "a" * 129, "line\nbreak", None, 3]
 BAD_LIMITS: list[Any] = [0, -1, 1001, 10**9, 1.5, True, "50", None]
-BAD_TTLS: list[Any] = [0, -5, 30 * 24 * 3600 + 1, 10**12, 1.5, True, "60", None, timedelta(0),
-                       timedelta(seconds=-1), timedelta(days=31), timedelta(milliseconds=999)]
+BAD_TTLS: list[Any] = [
+    0,
+    -5,
+    30 * 24 * 3600 + 1,
+    10**12,
+    1.5,
+    True,
+    "60",
+    None,
+    timedelta(0),
+    timedelta(seconds=-1),
+    timedelta(days=31),
+    timedelta(milliseconds=999),
+]
 
 
 def _calls(ledger: Any) -> dict[str, Any]:
     return {
         "deduct": lambda **kw: ledger.deduct(
-            kw.get("user_id", GOOD_USER), kw.get("amount", 1), kw.get("action", "chat_message"),
-            kw.get("metadata"), idempotency_key=kw.get("idempotency_key"),
+            kw.get("user_id", GOOD_USER),
+            kw.get("amount", 1),
+            kw.get("action", "chat_message"),
+            kw.get("metadata"),
+            idempotency_key=kw.get("idempotency_key"),
         ),
         "add": lambda **kw: ledger.add(
-            kw.get("user_id", GOOD_USER), kw.get("amount", 1), kw.get("action", "purchase"),
-            kw.get("metadata"), idempotency_key=kw.get("idempotency_key"),
+            kw.get("user_id", GOOD_USER),
+            kw.get("amount", 1),
+            kw.get("action", "purchase"),
+            kw.get("metadata"),
+            idempotency_key=kw.get("idempotency_key"),
         ),
         "reserve": lambda **kw: ledger.reserve(
-            kw.get("user_id", GOOD_USER), kw.get("amount", 1), kw.get("action", "video_generation"),
-            ttl=kw.get("ttl", 60), metadata=kw.get("metadata"), idempotency_key=kw.get("idempotency_key"),
+            kw.get("user_id", GOOD_USER),
+            kw.get("amount", 1),
+            kw.get("action", "video_generation"),
+            ttl=kw.get("ttl", 60),
+            metadata=kw.get("metadata"),
+            idempotency_key=kw.get("idempotency_key"),
         ),
     }
 
@@ -85,8 +118,14 @@ def test_bad_user_ids(seeded: Any, redis_client: Any, operation: str, user: Any)
 
 @pytest.mark.parametrize("user", BAD_USERS, ids=lambda u: repr(u)[:20])
 def test_bad_user_ids_on_reads(seeded: Any, redis_client: Any, user: Any) -> None:
-    for read in (seeded.get_balance, seeded.get_account, seeded.get_transactions,
-                 seeded.verify_balance, seeded.rebuild_balance, seeded.list_reservations):
+    for read in (
+        seeded.get_balance,
+        seeded.get_account,
+        seeded.get_transactions,
+        seeded.verify_balance,
+        seeded.rebuild_balance,
+        seeded.list_reservations,
+    ):
         _refused(redis_client, lambda read=read: read(user))
     _refused(redis_client, lambda: seeded.initialize_user(user))
 
@@ -115,8 +154,13 @@ def test_bad_limits(seeded: Any, redis_client: Any, limit: Any) -> None:
 
 @pytest.mark.parametrize(
     "window",
-    [{"start_time": -1}, {"end_time": 1.5}, {"start_time": "0"}, {"start_time": 10, "end_time": 9},
-     {"start_time": 2**60}],
+    [
+        {"start_time": -1},
+        {"end_time": 1.5},
+        {"start_time": "0"},
+        {"start_time": 10, "end_time": 9},
+        {"start_time": 2**60},
+    ],
     ids=repr,
 )
 def test_bad_time_windows(seeded: Any, redis_client: Any, window: dict[str, Any]) -> None:
@@ -135,14 +179,24 @@ def test_bad_initial_credits(seeded: Any, redis_client: Any, credits: Any) -> No
 
 @pytest.mark.parametrize(
     "reservation_id",
-    ["", "nope", "rsv:{b1}:user:zz", "rsv:{b999}:alice:0123456789abcdef0123",
-     "rsv:{b12}:a:b:0123456789abcdef0123", 42, None],
+    [
+        "",
+        "nope",
+        "rsv:{b1}:user:zz",
+        "rsv:{b999}:alice:0123456789abcdef0123",
+        "rsv:{b12}:a:b:0123456789abcdef0123",
+        42,
+        None,
+    ],
     ids=repr,
 )
 def test_malformed_reservation_ids(seeded: Any, redis_client: Any, reservation_id: Any) -> None:
-    for call in (lambda: seeded.settle(reservation_id, 1), lambda: seeded.release(reservation_id),
-                 lambda: seeded.extend(reservation_id, 60),
-                 lambda: seeded.get_reservation(reservation_id)):
+    for call in (
+        lambda: seeded.settle(reservation_id, 1),
+        lambda: seeded.release(reservation_id),
+        lambda: seeded.extend(reservation_id, 60),
+        lambda: seeded.get_reservation(reservation_id),
+    ):
         _refused(redis_client, call)
 
 
