@@ -80,7 +80,9 @@ def test_deduct_exact_balance_reaches_zero(ledger, user_id) -> None:
 
 def test_unknown_user_reads_as_empty(ledger, user_id, redis_client) -> None:
     assert ledger.get_balance(user_id) == 0
-    assert ledger.get_account(user_id) == Account(user_id=user_id, balance=0, held=0, created_at=None)
+    assert ledger.get_account(user_id) == Account(
+        user_id=user_id, balance=0, held=0, created_at=None
+    )
     assert ledger.get_transactions(user_id) == []
     with pytest.raises(InsufficientCreditsError) as caught:
         ledger.deduct(user_id, 5, "chat_message")

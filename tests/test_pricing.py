@@ -65,8 +65,15 @@ def test_unknown_action() -> None:
 
 @pytest.mark.parametrize(
     "rule",
-    [{"rate": 1}, {"unit": "x"}, {"rate": -1, "unit": "x"}, {"rate": float("nan"), "unit": "x"},
-     {"rate": 1, "unit": "x", "calculate": 3}, True, -5],
+    [
+        {"rate": 1},
+        {"unit": "x"},
+        {"rate": -1, "unit": "x"},
+        {"rate": float("nan"), "unit": "x"},
+        {"rate": 1, "unit": "x", "calculate": 3},
+        True,
+        -5,
+    ],
     ids=repr,
 )
 def test_bad_custom_rules(rule: Any) -> None:

@@ -46,7 +46,9 @@ def test_settings_read_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDITS_DEFAULT_CREDITS", "250")
     settings = CreditsSettings()
     assert settings.redis_url == "https://x.upstash.io"
-    assert settings.redis_token is not None and settings.redis_token.get_secret_value() == "t0ken-xyz"
+    assert (
+        settings.redis_token is not None and settings.redis_token.get_secret_value() == "t0ken-xyz"
+    )
     assert "t0ken-xyz" not in repr(settings)
     assert settings.default_credits == 250
 

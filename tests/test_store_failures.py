@@ -59,7 +59,9 @@ def test_server_killed_mid_use_then_back(own_server: RedisServer, clock: Clock) 
         assert client.get_balance("u") == 5
 
 
-def test_script_flush_is_recovered_without_running_twice(own_server: RedisServer, clock: Clock) -> None:
+def test_script_flush_is_recovered_without_running_twice(
+    own_server: RedisServer, clock: Clock
+) -> None:
     with Credits(own_server.url, clock=clock) as client:
         client.initialize_user("u", 100)
         client.deduct("u", 1, "chat_message")
