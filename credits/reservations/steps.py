@@ -99,6 +99,8 @@ def reserve(
     )
     status = reply[0]
     if status in ("ok", "replay"):
+        if reply[2] is None:  # the key outlived its hold's record: only damaged data does that
+            raise TransactionError(f"idempotency key {key!r} points at a hold that is gone")
         return parse_hold(user, reply[1], reply[2])
     if status == "insufficient":
         raise InsufficientCreditsError(required=amount, available=int(reply[1]))
