@@ -17,6 +17,7 @@ from credits import core, limits
 from credits.base import ClientBase
 from credits.connection import async_executor
 from credits.errors import CreditsError
+from credits.health import store_warnings
 from credits.models import (
     Account,
     BalanceVerification,
@@ -175,6 +176,9 @@ class AsyncCredits(ClientBase):
         return await self._run(
             reconcile(self._now_ms, fix=fix, batch_size=batch_size, progress=progress)
         )
+
+    async def check_store(self) -> list[str]:
+        return await self._run(store_warnings())
 
     # Lifecycle
 

@@ -18,6 +18,7 @@ from credits import core, limits
 from credits.base import ClientBase
 from credits.connection import blocking_executor
 from credits.errors import CreditsError
+from credits.health import store_warnings
 from credits.models import (
     Account,
     BalanceVerification,
@@ -201,6 +202,10 @@ class Credits(ClientBase):
     ) -> ReconcileReport:
         """Verify every user; with ``fix``, rebuild those whose cache differs from the log."""
         return self._run(reconcile(self._now_ms, fix=fix, batch_size=batch_size, progress=progress))
+
+    def check_store(self) -> list[str]:
+        """Warnings about the server's eviction and persistence settings (empty: fit for money)."""
+        return self._run(store_warnings())
 
     # Lifecycle
 
