@@ -24,7 +24,7 @@ def test_eviction_and_no_persistence_are_reported(tmp_path: Path) -> None:
 
 
 def test_a_server_that_refuses_config_is_said_so(tmp_path: Path) -> None:
-    with RedisServer(tmp_path, extra_args=["--rename-command", "CONFIG", ""]) as server:
-        with Credits(server.url) as client:
-            (warning,) = client.check_store()
-            assert "could not read the server configuration" in warning
+    refusing = RedisServer(tmp_path, extra_args=["--rename-command", "CONFIG", ""])
+    with refusing as server, Credits(server.url) as client:
+        (warning,) = client.check_store()
+        assert "could not read the server configuration" in warning
