@@ -7,6 +7,7 @@ behaviour, errors and docstrings are those of the blocking client.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -126,7 +127,7 @@ class AsyncCredits(ClientBase):
         amount: int,
         action: str,
         *,
-        ttl: int | Any,
+        ttl: int | timedelta,
         metadata: Metadata = None,
         idempotency_key: str | None = None,
     ) -> Reservation:
@@ -144,7 +145,7 @@ class AsyncCredits(ClientBase):
     async def release(self, reservation_id: str, reason: str | None = None) -> Settlement:
         return await self._run(holds.release(self._now_ms(), reservation_id, reason))
 
-    async def extend(self, reservation_id: str, ttl: int | Any) -> Reservation:
+    async def extend(self, reservation_id: str, ttl: int | timedelta) -> Reservation:
         return await self._run(holds.extend(self._now_ms(), reservation_id, ttl))
 
     async def get_reservation(self, reservation_id: str) -> Reservation:

@@ -8,6 +8,7 @@ pool; :class:`~credits.aio.AsyncCredits` runs the very same steps with asyncio.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -148,7 +149,7 @@ class Credits(ClientBase):
         amount: int,
         action: str,
         *,
-        ttl: int | Any,
+        ttl: int | timedelta,
         metadata: Metadata = None,
         idempotency_key: str | None = None,
     ) -> Reservation:
@@ -171,7 +172,7 @@ class Credits(ClientBase):
         """Close a hold without charging; all of it returns to the balance."""
         return self._run(holds.release(self._now_ms(), reservation_id, reason))
 
-    def extend(self, reservation_id: str, ttl: int | Any) -> Reservation:
+    def extend(self, reservation_id: str, ttl: int | timedelta) -> Reservation:
         """Push the expiry of an open hold to ``now + ttl`` (never earlier than it was)."""
         return self._run(holds.extend(self._now_ms(), reservation_id, ttl))
 
