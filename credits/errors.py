@@ -21,13 +21,14 @@ class InsufficientCreditsError(CreditsError):
     """The balance does not cover the amount; nothing was written."""
 
     def __init__(self, required: int, available: int) -> None:
-        super().__init__(f"insufficient credits: required {required}, available {available}")
+        # args are the constructor's, so pickle and Celery's JSON result backend
+        # (which rebuilds ``type(*args)``) give back the same error with its data.
+        super().__init__(required, available)
         self.required = required
         self.available = available
 
-    def __reduce__(self) -> tuple[type[InsufficientCreditsError], tuple[int, int]]:
-        # Celery pickles exceptions across processes; keep the data on the way.
-        return (type(self), (self.required, self.available))
+    def __str__(self) -> str:
+        return f"insufficient credits: required {self.required}, available {self.available}"
 
 
 class TransactionError(CreditsError):
@@ -55,37 +56,37 @@ class IdempotencyConflictError(CreditsError):
     """The idempotency key was used before with different parameters; nothing was written."""
 
     def __init__(self, idempotency_key: str) -> None:
-        super().__init__(
-            f"idempotency key {idempotency_key!r} was already used with different parameters"
-        )
+        super().__init__(idempotency_key)
         self.idempotency_key = idempotency_key
 
-    def __reduce__(self) -> tuple[type[IdempotencyConflictError], tuple[str]]:
-        return (type(self), (self.idempotency_key,))
+    def __str__(self) -> str:
+        return (
+            f"idempotency key {self.idempotency_key!r} was already used with different parameters"
+        )
 
 
 class ReservationNotFoundError(CreditsError):
     """No reservation has this id (never made, or its record has aged out)."""
 
     def __init__(self, reservation_id: str) -> None:
-        super().__init__(f"reservation {reservation_id!r} not found")
+        super().__init__(reservation_id)
         self.reservation_id = reservation_id
 
-    def __reduce__(self) -> tuple[type[ReservationNotFoundError], tuple[str]]:
-        return (type(self), (self.reservation_id,))
+    def __str__(self) -> str:
+        return f"reservation {self.reservation_id!r} not found"
 
 
 class ReservationClosedError(CreditsError):
     """The reservation is closed in a way that forbids this operation."""
 
     def __init__(self, reservation_id: str, status: str, operation: str) -> None:
-        super().__init__(f"cannot {operation} reservation {reservation_id!r}: it is {status}")
+        super().__init__(reservation_id, status, operation)
         self.reservation_id = reservation_id
         self.status = status
         self.operation = operation
 
-    def __reduce__(self) -> tuple[type[ReservationClosedError], tuple[str, str, str]]:
-        return (type(self), (self.reservation_id, self.status, self.operation))
+    def __str__(self) -> str:
+        return f"cannot {self.operation} reservation {self.reservation_id!r}: it is {self.status}"
 
 
 __all__ = [

@@ -1,0 +1,22 @@
+"""Celery app and tasks of credits (configured from ``celeryconfig.py``).
+
+Run a worker with ``celery -A credits.tasks worker``; apps enqueue
+``settle_reservation.delay(reservation_id, usage=...)`` from their providers'
+completion webhooks. See ``celeryconfig.py`` for delivery guarantees.
+"""
+
+from credits.tasks.app import app
+from credits.tasks.jobs import (
+    expire_reservations,
+    reconcile_balances,
+    release_reservation,
+    settle_reservation,
+)
+
+__all__ = [
+    "app",
+    "expire_reservations",
+    "reconcile_balances",
+    "release_reservation",
+    "settle_reservation",
+]

@@ -1,0 +1,158 @@
+"""The ``credits`` command, run as a subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from workers import REPO_ROOT, clean_env, wait_for
+
+from credits import Credits
+from credits.keys import user_keys
+from credits.redis_server import free_port, pid_is_alive
+
+CLI_TIMEOUT_S = 180
+UP_START_TIMEOUT_S = 90.0
+UP_STOP_TIMEOUT_S = 60.0
+# Rich wraps at the terminal width; a wide one keeps table rows on one line.
+WIDE = {"COLUMNS": "200"}
+
+
+def credits_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from credits.cli import main; main()", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Credits]:
+    with Credits(redis_url) as ledger_client:
+        yield ledger_client
+
+
+def test_help_lists_the_commands() -> None:
+    done = credits_cli("--help", env=clean_env(**WIDE))
+    assert done.returncode == 0, done.stderr
+    for command in ("up", "demo", "balance", "history", "reconcile", "flower"):
+        assert command in done.stdout
+
+
+def test_the_installed_entry_point_runs() -> None:
+    script = Path(sys.executable).with_name("credits")
+    if not script.exists():
+        pytest.skip("the console script is not installed next to this interpreter")
+    done = subprocess.run(
+        [str(script), "--help"], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_demo_with_no_redis_configured_starts_its_own(tmp_path: Path) -> None:
+    env = clean_env(CREDITS_DATA_DIR=str(tmp_path / "data"), **WIDE)
+    done = credits_cli("demo", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "a redis-server started for this demo" in done.stdout
+    assert "All 13 checks held." in done.stdout
+    assert "✗" not in done.stdout
+
+
+def test_demo_against_credits_redis_url(redis_url: str, tmp_path: Path) -> None:
+    env = clean_env(CREDITS_REDIS_URL=redis_url, CREDITS_DATA_DIR=str(tmp_path), **WIDE)
+    done = credits_cli("demo", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(CREDITS_REDIS_URL)" in done.stdout
+    assert "checks held." in done.stdout
+
+
+def test_balance_and_history(redis_url: str, client: Credits, user_id: str) -> None:
+    client.initialize_user(user_id, 500)
+    client.deduct(user_id, 10, "chat_message")
+    hold = client.reserve(user_id, 100, "video_generation", ttl=600)
+    env = clean_env(CREDITS_REDIS_URL=redis_url, **WIDE)
+
+    balance = credits_cli("balance", user_id, env=env)
+    assert balance.returncode == 0, balance.stderr
+    assert "390" in balance.stdout and "100" in balance.stdout
+
+    history = credits_cli("history", user_id, "--limit", "10", env=env)
+    assert history.returncode == 0, history.stderr
+    lines = history.stdout
+    assert lines.index("reserve") < lines.index("deduct") < lines.index("initialize")
+    assert hold.id in lines
+
+
+def test_reconcile_reports_then_fixes(redis_url: str, client: Credits, user_id: str) -> None:
+    client.initialize_user(user_id, 1000)
+    client.redis.hset(user_keys(user_id).account, "bal", 999)  # behind the ledger's back
+    env = clean_env(CREDITS_REDIS_URL=redis_url, **WIDE)
+
+    found = credits_cli("reconcile", env=env)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "invalid" in found.stdout
+    assert not client.verify_balance(user_id).valid
+
+    fixed = credits_cli("reconcile", "--fix", env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert client.verify_balance(user_id).valid
+    assert client.get_balance(user_id) == 1000
+
+
+def test_commands_without_redis_say_how_to_get_one(tmp_path: Path) -> None:
+    done = credits_cli("balance", "someone", env=clean_env(CREDITS_DATA_DIR=str(tmp_path)))
+    assert done.returncode == 2
+    assert "CREDITS_REDIS_URL" in done.stderr and "credits up" in done.stderr
+
+
+def test_up_runs_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    out_path = tmp_path / "up.out"
+    env = clean_env(CREDITS_DATA_DIR=str(data_dir), **WIDE)
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from credits.cli import main; main()", "up",
+             "--flower-port", str(port)],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        def started() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"credits up exited {proc.returncode}:\n{out_path.read_text()}")
+            return "Ctrl-C stops everything" in out_path.read_text()
+
+        wait_for(started, timeout_s=UP_START_TIMEOUT_S, what="credits up")
+        state = json.loads((data_dir / "credits-up.json").read_text())
+        redis_pid = json.loads((data_dir / "credits-redis.json").read_text())["pid"]
+        assert httpx.get(f"{state['flower_url']}/healthcheck", timeout=5).status_code == 200
+        worker_log = (data_dir / "logs" / "worker.log").read_text()
+        assert "beat: Starting" in worker_log
+        with Credits(state["redis_url"]) as up_client:
+            assert up_client.redis.config_get("appendonly")["appendonly"] == "yes"
+
+        # The other commands find this Redis without CREDITS_REDIS_URL.
+        balance = credits_cli("balance", "nobody", env=env)
+        assert balance.returncode == 0, balance.stderr
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=UP_STOP_TIMEOUT_S) == 0, out_path.read_text()
+        assert "Stopped." in out_path.read_text()
+        assert not (data_dir / "credits-up.json").exists()
+        wait_for(lambda: not pid_is_alive(redis_pid), timeout_s=10, what="redis-server to stop")
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

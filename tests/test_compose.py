@@ -1,0 +1,75 @@
+"""docker-compose.yml: Redis (AOF, volume), worker, one beat, Flower with auth, health checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from workers import REPO_ROOT
+
+SERVICES = ("redis", "worker", "beat", "flower")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return command.split() if isinstance(command, str) else [str(part) for part in command]
+
+
+def test_it_has_the_four_services_each_with_a_health_check(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(SERVICES) <= set(services)
+    for name in SERVICES:
+        test = services[name]["healthcheck"]["test"]
+        assert test and test[0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_redis_7_appends_only_to_a_volume_and_never_evicts(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert str(redis["image"]).startswith("redis:7")
+    command = command_of(redis)
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    volume, _, mount = redis["volumes"][0].partition(":")
+    assert mount == "/data"
+    assert volume in compose["volumes"]
+
+
+def test_celery_services_wait_for_a_healthy_redis_and_use_it(compose: dict[str, Any]) -> None:
+    for name in ("worker", "beat", "flower"):
+        service = compose["services"][name]
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert service["environment"]["CREDITS_REDIS_URL"].startswith("redis://redis:6379"), name
+    assert command_of(compose["services"]["worker"])[:4] == [
+        "celery",
+        "-A",
+        "credits.tasks",
+        "worker",
+    ]
+    assert command_of(compose["services"]["beat"])[:4] == ["celery", "-A", "credits.tasks", "beat"]
+
+
+def test_exactly_one_beat(compose: dict[str, Any]) -> None:
+    beats = [name for name, service in compose["services"].items() if "beat" in command_of(service)]
+    assert beats == ["beat"]
+    assert compose["services"]["beat"]["deploy"]["replicas"] == 1
+    assert "--beat" not in command_of(compose["services"]["worker"])
+
+
+def test_flower_takes_its_basic_auth_from_the_environment(compose: dict[str, Any]) -> None:
+    flower = compose["services"]["flower"]
+    assert command_of(flower)[:3] == ["python", "-m", "credits.flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH")
+    assert any(str(port).endswith(":5555") for port in flower["ports"])
+
+
+def test_the_image_installs_the_package_with_its_celeryconfig() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "celeryconfig.py" in dockerfile
+    assert "pip install" in dockerfile
