@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 import rig
 
 from credits.redis_server import RedisCluster3
+
+# --------------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        default=False,
+        help="longer randomized runs: more Hypothesis examples and steps "
+        "(the same as CREDITS_SLOW_TESTS=1)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection, so modules that read CREDITS_SLOW_TESTS at import see it.
+    if config.getoption("--slow"):
+        os.environ["CREDITS_SLOW_TESTS"] = "1"
+
 
 # --------------------------------------------------------------------------- Redis
 
@@ -24,13 +43,6 @@ def redis_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rig.Redis
 @pytest.fixture(scope="session")
 def redis_url(redis_target: rig.RedisTarget) -> str:
     return redis_target.url
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=False)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +68,37 @@ def user_id() -> str:
 
 
 # --------------------------------------------------------------------------- ledger (lead)
-# Clock, the sync/async ``ledger`` fixture and the raw ``store`` client live in
-# ledger_fixtures.py; importing them here registers them for every test module.
-from ledger_fixtures import clock, ledger, store  # noqa: E402, F401
+# Clock, the ``backend`` (single Redis or cluster), the sync/async ``ledger``
+# fixture and the raw ``store`` / ``redis_client`` clients (which follow the
+# ledger's backend) live in ledger_fixtures.py; importing them here registers
+# them for every test module.
+from ledger_fixtures import (  # noqa: E402, F401
+    backend,
+    clock,
+    cluster_backend,
+    ledger,
+    redis_client,
+    store,
+)
+
+# ------------------------------------------------------------------ Celery workers (helper-2)
+# Real worker subprocesses (tests/workers.py) for test_tasks, test_cli and
+# test_webhook_example. Imported lazily so other tests do not load Celery.
+
+
+@pytest.fixture(scope="session")
+def tasks_app(redis_url: str) -> object:
+    """``credits.tasks.app`` of this process, sending to and reading from the test Redis."""
+    import workers
+
+    return workers.configure_app(redis_url)
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """``workers.start(...)`` runs a real worker on this test's own queue; all stop at the end."""
+    import workers as worker_rig
+
+    started = worker_rig.Workers(redis_url, tmp_path_factory.mktemp("workers"))
+    yield started
+    started.stop_all()

@@ -32,7 +32,9 @@ def test_ledger_and_holds_on_a_cluster(
         assert (settled.charged, settled.balance) == (70, 25)
         client.release(holds[1].id)
         clock.advance(61)
-        assert client.expire_reservations() == len(users) - 2
+        # >=: the session's cluster is shared with the cluster-* runs of the other tests
+        assert client.expire_reservations() >= len(users) - 2
+        assert client.expire_reservations() == 0
         for user in users[2:]:
             assert client.get_account(user).held == 0
         for user in users:

@@ -6,9 +6,8 @@ import asyncio
 import random
 import threading
 
-from ledger_fixtures import Clock
+from ledger_fixtures import BOTH_BACKENDS, Backend, Clock
 
-from credits import AsyncCredits, Credits
 from credits.errors import InsufficientCreditsError
 
 THREADS = 8
@@ -16,8 +15,9 @@ DEDUCTS_PER_THREAD = 250
 START_BALANCE = 2000  # less than the ~4000 the threads try to take
 
 
-def test_threads_never_overdraw(redis_url: str, user_id: str) -> None:
-    with Credits(redis_url) as setup:
+@BOTH_BACKENDS
+def test_threads_never_overdraw(backend: Backend, user_id: str) -> None:
+    with backend.credits() as setup:
         setup.initialize_user(user_id, START_BALANCE)
     charged: list[int] = []
     refused: list[int] = []
@@ -26,7 +26,7 @@ def test_threads_never_overdraw(redis_url: str, user_id: str) -> None:
 
     def worker(seed: int) -> None:
         rng = random.Random(seed)
-        with Credits(redis_url) as client:
+        with backend.credits() as client:
             barrier.wait()
             for _ in range(DEDUCTS_PER_THREAD):
                 amount = rng.randint(1, 3)
@@ -46,7 +46,7 @@ def test_threads_never_overdraw(redis_url: str, user_id: str) -> None:
     for thread in threads:
         thread.join()
 
-    with Credits(redis_url) as check:
+    with backend.credits() as check:
         balance = check.get_balance(user_id)
         assert balance == START_BALANCE - sum(charged)
         assert 0 <= balance < 3
@@ -59,9 +59,10 @@ def test_threads_never_overdraw(redis_url: str, user_id: str) -> None:
         assert check.verify_balance(user_id).valid
 
 
-def test_fifty_concurrent_async_deducts(redis_url: str, user_id: str, clock: Clock) -> None:
+@BOTH_BACKENDS
+def test_fifty_concurrent_async_deducts(backend: Backend, user_id: str, clock: Clock) -> None:
     async def run() -> tuple[list[object], int, bool]:
-        async with AsyncCredits(redis_url, clock=clock) as client:
+        async with backend.async_credits(clock=clock) as client:
             await client.initialize_user(user_id, 400)
             outcomes = await asyncio.gather(
                 *(client.deduct(user_id, 10, "chat_message") for _ in range(50)),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from freezegun import freeze_time
-from ledger_fixtures import Clock, store_snapshot
+from ledger_fixtures import BOTH_BACKENDS, Backend, Clock, store_snapshot
 
-from credits import Account, Credits, Transaction, TxResult
+from credits import Account, Transaction, TxResult
 from credits.errors import (
     IdempotencyConflictError,
     InsufficientCreditsError,
@@ -136,9 +136,10 @@ def test_transactions_time_range_is_inclusive(ledger, user_id, clock: Clock) -> 
     assert [tx.timestamp for tx in limited] == [stamps[4], stamps[3]]
 
 
-def test_time_ranges_under_freezegun(redis_url, user_id) -> None:
+@BOTH_BACKENDS
+def test_time_ranges_under_freezegun(backend: Backend, user_id) -> None:
     # The default clock is time.time looked up at each call, so freezegun drives it.
-    with Credits(redis_url) as client, freeze_time("2026-03-01 12:00:00") as frozen:
+    with backend.credits() as client, freeze_time("2026-03-01 12:00:00") as frozen:
         client.initialize_user(user_id, 100)
         frozen.tick(3600)
         noon_plus_1h = client.deduct(user_id, 1, "chat_message").timestamp
@@ -233,16 +234,15 @@ def test_verify_unknown_user_is_valid_zero(ledger, user_id) -> None:
     assert ledger.get_account(user_id).created_at is None
 
 
-def test_context_managers_close(redis_url, clock: Clock) -> None:
+@BOTH_BACKENDS
+def test_context_managers_close(backend: Backend, clock: Clock) -> None:
     import asyncio
 
-    from credits import AsyncCredits
-
-    with Credits(redis_url, clock=clock) as client:
+    with backend.credits(clock=clock) as client:
         assert client.get_balance("nobody-ctx") == 0
 
     async def use() -> int:
-        async with AsyncCredits(redis_url, clock=clock) as client:
+        async with backend.async_credits(clock=clock) as client:
             return await client.get_balance("nobody-ctx")
 
     assert asyncio.run(use()) == 0

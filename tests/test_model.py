@@ -33,8 +33,8 @@ from credits.errors import (
 from credits.reservations.rules import settle_outcome
 
 SLOW = os.environ.get("CREDITS_SLOW_TESTS") == "1"
-EXAMPLES = 200 if SLOW else 25
-STEPS = 60 if SLOW else 30
+EXAMPLES = 500 if SLOW else 50
+STEPS = 80 if SLOW else 40
 
 amounts = st.integers(min_value=1, max_value=400)
 ttls_s = st.integers(min_value=1, max_value=300)

@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from ledger_fixtures import Clock, store_snapshot
+from ledger_fixtures import BOTH_BACKENDS, Backend, Clock, store_snapshot
 
-from credits import Credits, Reservation, Settlement
+from credits import Reservation, Settlement
 from credits.errors import (
     IdempotencyConflictError,
     InsufficientCreditsError,
@@ -279,10 +279,11 @@ def test_extend_is_a_heartbeat(funded: Any, user_id: str, clock: Clock) -> None:
     assert funded.get_reservation(hold.id).status == "expired"
 
 
+@BOTH_BACKENDS
 def test_sweep_expires_holds_of_users_who_never_return(
-    redis_url: str, unique_user: Any, clock: Clock
+    backend: Backend, unique_user: Any, clock: Clock
 ) -> None:
-    with Credits(redis_url, clock=clock) as client:
+    with backend.credits(clock=clock) as client:
         users = [unique_user() for _ in range(20)]
         holds = []
         for user in users:
@@ -299,10 +300,11 @@ def test_sweep_expires_holds_of_users_who_never_return(
             assert client.get_reservation(hold.id).status == "expired"
 
 
+@BOTH_BACKENDS
 def test_sweep_in_small_batches_closes_many_holds_of_one_user(
-    redis_url: str, user_id: str, clock: Clock
+    backend: Backend, user_id: str, clock: Clock
 ) -> None:
-    with Credits(redis_url, clock=clock) as client:
+    with backend.credits(clock=clock) as client:
         client.initialize_user(user_id, 1000)
         for _ in range(150):  # more than one lazy-expiry call closes
             client.reserve(user_id, 1, "video_generation", ttl=10)
@@ -339,15 +341,16 @@ def test_idempotent_reserve(funded: Any, user_id: str, clock: Clock) -> None:
 
 
 def test_a_fresh_client_settles_from_the_id_alone(
-    funded: Any, user_id: str, redis_url: str, clock: Clock
+    funded: Any, user_id: str, backend: Backend, clock: Clock
 ) -> None:
     hold = _hold(funded, user_id)
-    with Credits(redis_url, clock=clock) as stranger:
+    with backend.credits(clock=clock) as stranger:
         assert stranger.settle(hold.id, 100).balance == 900
 
 
-def test_open_holds_per_user_are_bounded(redis_url: str, user_id: str, clock: Clock) -> None:
-    with Credits(redis_url, clock=clock) as client:
+@BOTH_BACKENDS
+def test_open_holds_per_user_are_bounded(backend: Backend, user_id: str, clock: Clock) -> None:
+    with backend.credits(clock=clock) as client:
         client.initialize_user(user_id, 10_000)
         for _ in range(OPEN_HOLDS_PER_USER_MAX):
             client.reserve(user_id, 1, "video_generation", ttl=600)
@@ -356,14 +359,15 @@ def test_open_holds_per_user_are_bounded(redis_url: str, user_id: str, clock: Cl
         assert client.get_account(user_id).held == OPEN_HOLDS_PER_USER_MAX
 
 
-def test_threads_reserving_never_hold_more_than_the_balance(redis_url: str, user_id: str) -> None:
-    with Credits(redis_url) as setup:
+@BOTH_BACKENDS
+def test_threads_reserving_never_hold_more_than_the_balance(backend: Backend, user_id: str) -> None:
+    with backend.credits() as setup:
         setup.initialize_user(user_id, 500)
     won: list[Reservation] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        with Credits(redis_url) as client:
+        with backend.credits() as client:
             for _ in range(30):
                 try:
                     hold = client.reserve(user_id, 7, "video_generation", ttl=600)
@@ -377,18 +381,19 @@ def test_threads_reserving_never_hold_more_than_the_balance(redis_url: str, user
         thread.start()
     for thread in threads:
         thread.join()
-    with Credits(redis_url) as check:
+    with backend.credits() as check:
         account = check.get_account(user_id)
         assert account.held == 7 * len(won) == 7 * (500 // 7)
         assert account.balance == 500 - account.held
         assert check.verify_balance(user_id).valid
 
 
+@BOTH_BACKENDS
 def test_settle_racing_the_sweep_at_the_expiry_instant(
-    redis_url: str, unique_user: Any, clock: Clock
+    backend: Backend, unique_user: Any, clock: Clock
 ) -> None:
     """At exactly expires_at both the sweep and a settle may reach a hold first: it closes once."""
-    with Credits(redis_url, clock=clock) as client:
+    with backend.credits(clock=clock) as client:
         users = [unique_user() for _ in range(30)]
         holds = []
         for user in users:
@@ -397,12 +402,12 @@ def test_settle_racing_the_sweep_at_the_expiry_instant(
         clock.advance(30)  # now == expires_at for every hold
 
         def settle_all() -> None:
-            with Credits(redis_url, clock=clock) as settler:
+            with backend.credits(clock=clock) as settler:
                 for hold in holds:
                     settler.settle(hold.id, 50)
 
         def sweep() -> None:
-            with Credits(redis_url, clock=clock) as sweeper:
+            with backend.credits(clock=clock) as sweeper:
                 sweeper.expire_reservations(batch_size=3)
 
         threads = [threading.Thread(target=settle_all), threading.Thread(target=sweep)]
