@@ -9,10 +9,12 @@ scripts apply once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -23,9 +25,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from credits.errors import InvalidInputError
+from credits.limits import AMOUNT_MAX
 from credits.settings import CreditsSettings, redact_url, resolve_redis_url
 from credits.steps import Batch, Call, Command
-from credits.transport import translate_replies
+from credits.transport import TRANSLATED, translate, translate_replies
 
 Clock = Callable[[], float]
 SOCKET_TIMEOUT_S_DEFAULT = 5.0
@@ -73,8 +76,25 @@ class ClientOptions:
             raise InvalidInputError(f"default_credits must be an int >= 0, got {default_credits!r}")
         if clock is not None and not callable(clock):
             raise InvalidInputError("clock must be a zero-argument callable returning Unix seconds")
+        if not isinstance(url, str) or not (token is None or isinstance(token, str)):
+            raise InvalidInputError("url and token must be strings")
+        if (
+            isinstance(socket_timeout_s, bool)
+            or not isinstance(socket_timeout_s, int | float)
+            or not 0 < socket_timeout_s < math.inf
+        ):
+            raise InvalidInputError(
+                f"socket_timeout must be a number of seconds > 0, got {socket_timeout_s!r}"
+            )
+        try:
+            resolved = resolve_redis_url(url, token)
+            urlsplit(resolved).port  # noqa: B018 -- parses the port, as redis-py will
+        except InvalidInputError:
+            raise
+        except ValueError as exc:  # the message names the bad part, never the password
+            raise InvalidInputError(f"malformed Redis URL: {exc}") from None
         return cls(
-            url=resolve_redis_url(url, token),
+            url=resolved,
             default_credits=default_credits,
             cluster=bool(cluster),
             clock=clock or _system_clock,
@@ -82,7 +102,14 @@ class ClientOptions:
         )
 
     def now_ms(self) -> int:
-        return int(self.clock() * 1000)
+        now = self.clock()
+        if (
+            isinstance(now, bool)
+            or not isinstance(now, int | float)
+            or not 0 <= now * 1000 <= AMOUNT_MAX
+        ):
+            raise InvalidInputError(f"clock() must return Unix seconds >= 0, got {now!r}")
+        return int(now * 1000)
 
     def describe(self) -> str:
         kind = "cluster" if self.cluster else "redis"
@@ -97,9 +124,13 @@ class ClientOptions:
 
     def connect(self) -> redis.Redis | redis.cluster.RedisCluster:
         if self.cluster:
-            return redis.cluster.RedisCluster.from_url(
-                self.url, retry=Retry(NoBackoff(), 0), **self._connection_kwargs()
-            )
+            # The blocking cluster client discovers the slots as it is built.
+            try:
+                return redis.cluster.RedisCluster.from_url(
+                    self.url, retry=Retry(NoBackoff(), 0), **self._connection_kwargs()
+                )
+            except TRANSLATED as exc:
+                raise translate(exc) from exc
         return redis.Redis.from_url(
             self.url, retry=Retry(NoBackoff(), 0), **self._connection_kwargs()
         )
@@ -116,6 +147,9 @@ class ClientOptions:
 def blocking_executor(client: redis.Redis | redis.cluster.RedisCluster) -> Callable[[Call], Any]:
     def execute(call: Call) -> Any:
         if isinstance(call, Command):
+            if call.every_node and isinstance(client, redis.cluster.RedisCluster):
+                nodes = client.get_nodes()  # type: ignore[no-untyped-call]
+                return client.execute_command(*call.args, target_nodes=nodes)  # type: ignore[no-untyped-call]
             return client.execute_command(*call.args)  # type: ignore[no-untyped-call]
         return _run_batch(client, call)
 
@@ -134,6 +168,8 @@ def async_executor(
 ) -> Callable[[Call], Any]:
     async def execute(call: Call) -> Any:  # Batch: see _run_batch
         if isinstance(call, Command):
+            if call.every_node and isinstance(client, redis.asyncio.cluster.RedisCluster):
+                return await client.execute_command(*call.args, target_nodes=client.get_nodes())
             return await client.execute_command(*call.args)
         pipe = client.pipeline(transaction=False)
         for command in call.commands:

@@ -131,7 +131,12 @@ def move_many(
     :class:`StoreUnavailableError` and some items may have applied: give items
     idempotency keys and repeat the call to apply each exactly once.
     """
-    batch = list(items)
+    try:
+        batch = list(items)
+    except TypeError:
+        raise InvalidInputError(
+            f"bulk items must be an iterable of BulkItem, got {type(items).__name__}"
+        ) from None
     if not 1 <= len(batch) <= limits.BULK_ITEMS_MAX:
         raise InvalidInputError(
             f"a bulk call takes 1 to {limits.BULK_ITEMS_MAX} items, got {len(batch)}"

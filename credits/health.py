@@ -33,29 +33,44 @@ def store_warnings() -> Steps[list[str]]:
     keys are idempotency claims, whose eviction could let a retry apply twice,
     so those policies are reported too, less loudly.
     """
-    warnings: list[str] = []
     try:
-        policy = _as_dict((yield Command(("CONFIG", "GET", "maxmemory-policy"))))
-        persistence = _as_dict((yield Command(("CONFIG", "GET", "appendonly"))))
+        policies = _per_node(
+            (yield Command(("CONFIG", "GET", "maxmemory-policy"), every_node=True))
+        )
+        persistence = _per_node((yield Command(("CONFIG", "GET", "appendonly"), every_node=True)))
     except TransactionError as refused:
         # The store answered but would not show its configuration.
         return [f"could not read the server configuration ({refused}); check eviction by hand"]
-    eviction = policy.get("maxmemory-policy", "unknown")
-    if eviction not in SAFE_EVICTION_POLICIES:
-        warnings.append(
-            f"maxmemory-policy is {eviction!r}: Redis may evict balances and log events; "
-            "set it to 'noeviction'"
-        )
-    elif eviction != "noeviction":
-        warnings.append(
-            f"maxmemory-policy is {eviction!r}: idempotency claims (keys with a TTL) may be "
-            "evicted early and let a retry apply twice; prefer 'noeviction'"
-        )
-    if persistence.get("appendonly") != "yes":
-        warnings.append("appendonly is off: a restart loses every write since the last snapshot")
+    warnings: list[str] = []
+    for node, config in sorted(policies.items()):
+        where = f"{node}: " if node else ""
+        eviction = config.get("maxmemory-policy", "unknown")
+        if eviction not in SAFE_EVICTION_POLICIES:
+            warnings.append(
+                f"{where}maxmemory-policy is {eviction!r}: Redis may evict balances and log "
+                "events; set it to 'noeviction'"
+            )
+        elif eviction != "noeviction":
+            warnings.append(
+                f"{where}maxmemory-policy is {eviction!r}: idempotency claims (keys with a TTL) "
+                "may be evicted early and let a retry apply twice; prefer 'noeviction'"
+            )
+    for node, config in sorted(persistence.items()):
+        where = f"{node}: " if node else ""
+        if config.get("appendonly") != "yes":
+            warnings.append(
+                f"{where}appendonly is off: a restart loses every write since the last snapshot"
+            )
     for warning in warnings:
         logger.warning("credits store check: %s", warning)
     return warnings
+
+
+def _per_node(reply: Any) -> dict[str, dict[str, str]]:
+    """CONFIG GET's reply by node name ("" for a single server)."""
+    if isinstance(reply, dict) and reply and all(isinstance(v, dict) for v in reply.values()):
+        return {str(node): _as_dict(config) for node, config in reply.items()}
+    return {"": _as_dict(reply)}
 
 
 def _as_dict(reply: Any) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credits import limits
 from credits.core import rebuild_balance, verify_balance
+from credits.errors import InvalidInputError
 from credits.keys import unescape_user_id, users_key
 from credits.steps import Batch, Command, Steps, batch_values
 from credits.validation import check_limit
@@ -52,6 +53,8 @@ def reconcile(
     progress: Progress | None = None,
 ) -> Steps[ReconcileReport]:
     batch = check_limit(batch_size, limits.RECONCILE_BATCH_USERS_MAX, "batch_size")
+    if progress is not None and not callable(progress):
+        raise InvalidInputError("progress must be None or a callable(checked, total)")
     total = (yield from count_users()) if progress is not None else 0
     checked = invalid = fixed = 0
     invalid_users: list[str] = []

@@ -22,9 +22,14 @@ Arg = str | int
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One Redis command, e.g. ``("XREVRANGE", key, "+", "-", "COUNT", 50)``."""
+    """One Redis command, e.g. ``("XREVRANGE", key, "+", "-", "COUNT", 50)``.
+
+    ``every_node``: a keyless command (``CONFIG GET``) that a cluster client
+    must send to every node; the reply is then ``{node: reply}``.
+    """
 
     args: tuple[Arg, ...]
+    every_node: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.ClusterDownError,
+    # "TTL exhausted": every attempt was redirected (ASK, TRYAGAIN, MOVED), as while a
+    # bucket's slot is half-migrated during resharding; no attempt ran the script.
+    redis_errors.ClusterError,
     redis_errors.TryAgainError,
     redis_errors.MasterDownError,
     redis_errors.ReadOnlyError,
@@ -36,12 +39,21 @@ _CONFIGURATION: tuple[type[BaseException], ...] = (
 )
 
 
+def _cluster_unreachable(exc: BaseException) -> bool:
+    """A RedisClusterException (not a RedisError) that says no node could be reached."""
+    if not isinstance(exc, redis_errors.RedisClusterException):
+        return False
+    causes = (exc.__cause__, exc.__context__)
+    return "cannot be connected" in str(exc) or any(isinstance(c, _UNAVAILABLE) for c in causes)
+
+
 def translate(exc: BaseException) -> BaseException:
     """The credits error a redis-py failure stands for, with the cause attached."""
     if isinstance(exc, redis_errors.NoScriptError):
         return ScriptMissing(str(exc))
     error: BaseException
-    if isinstance(exc, _UNAVAILABLE) and not isinstance(exc, _CONFIGURATION):
+    unavailable = isinstance(exc, _UNAVAILABLE) and not isinstance(exc, _CONFIGURATION)
+    if unavailable or _cluster_unreachable(exc):
         error = StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}: {exc}")
     else:
         error = TransactionError(f"Redis refused the call: {type(exc).__name__}: {exc}")
@@ -54,7 +66,13 @@ def translate_replies(replies: list[Any]) -> list[Any]:
     return [translate(r) if isinstance(r, TRANSLATED) else r for r in replies]
 
 
-TRANSLATED: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError)
+# RedisClusterException is a plain Exception in redis-py (slot discovery failed,
+# a command with no key to route by, cluster mode off on the server).
+TRANSLATED: tuple[type[BaseException], ...] = (
+    redis_errors.RedisError,
+    redis_errors.RedisClusterException,
+    OSError,
+)
 
 
 def drive(steps: Steps[T], execute: Callable[[Call], Any]) -> T:
