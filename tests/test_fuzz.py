@@ -1,0 +1,399 @@
+"""Hypothesis throws bad input at every public method of both clients.
+
+For every call: nothing but a :class:`CreditsError` escapes; a refused call
+writes nothing anywhere (the whole store's ``DEBUG DIGEST`` is unchanged); no
+call, refused or not, changes a sentinel user's keys (no generated input
+names the sentinel, so any change would be a leak between users); and a valid
+call made afterwards works. test_bad_input.py has the hand-picked cases; this
+is the generated search around them: any text for ids (braces, control
+characters, lone surrogates, 10 kB), any int/float/bool/str/None for numbers,
+nested, huge and non-JSON metadata, mutated reservation ids, odd times.
+
+The store is a server of this module's own, so the digest sees every key.
+``--slow`` (or CREDITS_SLOW_TESTS=1) runs ten times more examples.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ledger_fixtures import Clock, make_ledger
+
+from credits import AsyncCredits, BulkItem, Credits
+from credits.errors import CreditsError
+from credits.keys import user_keys
+from credits.limits import AMOUNT_MAX
+from credits.redis_server import RedisServer
+
+SLOW = os.environ.get("CREDITS_SLOW_TESTS") == "1"
+EXAMPLES = 600 if SLOW else 60
+
+PLAYERS = [f"player-{i}-{uuid.uuid4().hex[:8]}" for i in range(3)]
+
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+# --------------------------------------------------------------------------- strategies
+
+non_str = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.binary(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+nasty_chars = st.characters(categories=["Cc", "Cs", "Cf", "Zs", "Zl"])
+huge_text = st.builds(lambda ch, n: ch * n, st.characters(), st.integers(200, 10_240))
+any_text = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet="{}:%*?[]\\ \x00\n\x7f", max_size=20),
+    st.text(alphabet=nasty_chars, min_size=1, max_size=10),
+    huge_text,
+)
+user_ids = st.one_of(any_text, non_str, st.sampled_from(PLAYERS))
+actions = st.one_of(st.sampled_from(["chat_message", "video_generation"]), any_text, non_str)
+numbers = st.one_of(
+    st.integers(),
+    st.sampled_from([0, 1, 2, AMOUNT_MAX, AMOUNT_MAX + 1, -1, 2**64]),
+    st.floats(),
+    st.booleans(),
+    st.text(max_size=6),
+    st.none(),
+    st.decimals(allow_nan=True),
+    st.fractions(),
+    st.complex_numbers(),
+)
+amounts = st.one_of(numbers, st.integers(min_value=1, max_value=50))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+def _circular() -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    return loop
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return {"deep": value}
+
+
+metadata = st.one_of(
+    st.none(),
+    st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+    st.builds(lambda n: {"big": "x" * n}, st.integers(8000, 20_000)),
+    st.builds(_deep, st.integers(10, 5000)),
+    st.builds(_circular),
+    st.sampled_from(
+        [
+            {"set": {1}},
+            {"bytes": b"x"},
+            {"obj": object()},
+            {(1, 2): "tuple key"},
+            {"nan": float("nan")},
+            {"\ud800": 1},
+            {"n": 10**5000},
+        ]
+    ),
+    json_values,
+    non_str,
+)
+ttls = st.one_of(
+    numbers,
+    st.timedeltas(),
+    st.sampled_from([1, 60, 30 * 24 * 3600, 30 * 24 * 3600 + 1, timedelta(days=30)]),
+)
+limits_ = st.one_of(numbers, st.integers(min_value=1, max_value=1000))
+times = st.one_of(numbers, st.integers(min_value=0, max_value=2 * 10**12))
+keys = st.one_of(st.none(), any_text, non_str)
+statuses = st.one_of(
+    st.none(), st.sampled_from(["open", "settled", "released", "expired"]), any_text
+)
+batch_sizes = st.one_of(numbers, st.integers(min_value=1, max_value=1000))
+
+
+def _mutate(rid: str, position: int, char: str) -> str:
+    position %= len(rid)
+    return rid[:position] + char + rid[position + 1 :]
+
+
+def reservation_ids(real: list[str]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        any_text,
+        non_str,
+        st.sampled_from(real),
+        st.builds(_mutate, st.sampled_from(real), st.integers(0, 80), st.characters()),
+        st.builds(lambda r: r.replace("{b", "{b1"), st.sampled_from(real)),
+        st.builds(
+            lambda b, u, h: f"rsv:{{b{b}}}:{u}:{h}",
+            st.integers(-1, 99_999),
+            st.text(max_size=12),
+            st.text(alphabet="0123456789abcdef", max_size=21),
+        ),
+    )
+
+
+bulk_items = st.builds(BulkItem, user_ids, amounts, actions, metadata, keys)
+bulks = st.one_of(
+    st.lists(bulk_items, max_size=4),
+    st.lists(
+        st.builds(BulkItem, st.sampled_from(PLAYERS), st.integers(1, 5), st.just("chat")),
+        max_size=4,
+    ),
+    st.lists(non_str, min_size=1, max_size=3),
+    non_str,
+    st.just([BulkItem(PLAYERS[0], 1, "chat")] * 1001),
+    st.text(max_size=5),
+)
+progress = st.one_of(st.none(), non_str, st.just(lambda done, total: None))
+
+# --------------------------------------------------------------------------- the rig
+
+
+class Rig:
+    """A client of the module's own server, the sentinel, and open holds to aim at."""
+
+    def __init__(self, kind: str, server: RedisServer) -> None:
+        self.clock = Clock()
+        self.ledger, self._close = make_ledger(kind, server.url, clock=self.clock)
+        self.raw = redis.Redis.from_url(server.url)
+        self.sentinel_id = f"sentinel-{uuid.uuid4().hex}"  # no strategy can spell it
+        self.ledger.initialize_user(self.sentinel_id, 1000)
+        self.ledger.reserve(self.sentinel_id, 100, "video_generation", ttl=3600)
+        for player in PLAYERS:
+            self.ledger.initialize_user(player, 10**6)
+        self.holds = [
+            self.ledger.reserve(p, 5, "video_generation", ttl=3600).id for p in PLAYERS * 4
+        ]
+        keys = user_keys(self.sentinel_id)
+        self._sentinel_keys = [keys.account, keys.log, keys.holds, keys.open, keys.closed]
+        self.sentinel = self.sentinel_state()
+
+    def digest(self) -> bytes:
+        return bytes(self.raw.execute_command("DEBUG", "DIGEST"))
+
+    def sentinel_state(self) -> list[Any]:
+        return [self.raw.dump(key) for key in self._sentinel_keys]
+
+    def check(self, call: Callable[[], Any]) -> None:
+        before = self.digest()
+        try:
+            result = call()
+        except CreditsError as error:
+            assert str(error)
+            assert self.digest() == before, f"{error!r} was raised after a write"
+        except BaseException as escaped:
+            raise AssertionError(f"not a CreditsError: {escaped!r}") from escaped
+        else:
+            if isinstance(result, list):
+                assert all(
+                    not isinstance(item, BaseException) or isinstance(item, CreditsError)
+                    for item in result
+                ), result
+        assert self.sentinel_state() == self.sentinel, "a call changed the sentinel's keys"
+
+    def valid_call_works(self) -> None:
+        assert self.ledger.get_account(self.sentinel_id).held == 100
+        player = PLAYERS[0]
+        before = self.ledger.get_balance(player)
+        assert self.ledger.add(player, 1, "purchase").balance == before + 1
+        assert self.ledger.verify_balance(player).valid
+
+    def close(self) -> None:
+        self.raw.close()
+        self._close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("fuzz")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=["sync", "async"])
+def rig(request: pytest.FixtureRequest, fuzz_server: RedisServer) -> Iterator[Rig]:
+    started = Rig(request.param, fuzz_server)
+    yield started
+    started.valid_call_works()
+    assert started.ledger.verify_balance(started.sentinel_id).valid
+    started.close()
+
+
+# --------------------------------------------------------------------------- every method
+
+# method name -> strategy of (args, kwargs); the rig's real hold ids are added at run time.
+Call = tuple[tuple[Any, ...], dict[str, Any]]
+CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
+    "initialize_user": lambda _: st.tuples(
+        st.tuples(user_ids, st.one_of(st.none(), amounts), metadata), st.just({})
+    ),
+    "deduct": lambda _: st.tuples(
+        st.tuples(user_ids, amounts, actions, metadata),
+        st.fixed_dictionaries({"idempotency_key": keys}),
+    ),
+    "add": lambda _: st.tuples(
+        st.tuples(user_ids, amounts, actions, metadata),
+        st.fixed_dictionaries({"idempotency_key": keys}),
+    ),
+    "add_many": lambda _: st.tuples(st.tuples(bulks), st.just({})),
+    "deduct_many": lambda _: st.tuples(st.tuples(bulks), st.just({})),
+    "get_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "get_account": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "get_transactions": lambda _: st.tuples(
+        st.tuples(user_ids),
+        st.fixed_dictionaries(
+            {}, optional={"limit": limits_, "start_time": times, "end_time": times}
+        ),
+    ),
+    "verify_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "rebuild_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "reserve": lambda _: st.tuples(
+        st.tuples(user_ids, amounts, actions),
+        st.fixed_dictionaries(
+            {"ttl": ttls}, optional={"metadata": metadata, "idempotency_key": keys}
+        ),
+    ),
+    "settle": lambda real: st.tuples(
+        st.tuples(reservation_ids(real), st.one_of(amounts, st.just(0)), metadata), st.just({})
+    ),
+    "release": lambda real: st.tuples(
+        st.tuples(reservation_ids(real), st.one_of(st.none(), any_text, non_str)), st.just({})
+    ),
+    "extend": lambda real: st.tuples(st.tuples(reservation_ids(real), ttls), st.just({})),
+    "get_reservation": lambda real: st.tuples(st.tuples(reservation_ids(real)), st.just({})),
+    "list_reservations": lambda _: st.tuples(
+        st.tuples(user_ids, statuses), st.fixed_dictionaries({}, optional={"limit": limits_})
+    ),
+    "expire_reservations": lambda _: st.tuples(
+        st.just(()), st.fixed_dictionaries({}, optional={"batch_size": batch_sizes})
+    ),
+    "reconcile": lambda _: st.tuples(
+        st.just(()),
+        st.fixed_dictionaries(
+            {}, optional={"fix": st.booleans(), "batch_size": batch_sizes, "progress": progress}
+        ),
+    ),
+    "check_store": lambda _: st.tuples(st.just(()), st.just({})),
+}
+# Walking all 1,024 buckets is slower than a single call: fewer examples.
+FEWER = {"reconcile": 5, "expire_reservations": 20}
+
+
+def public_methods(cls: type) -> set[str]:
+    return {
+        name
+        for name, member in inspect.getmembers(cls)
+        if not name.startswith("_") and callable(member) and name not in LIFECYCLE
+    }
+
+
+LIFECYCLE = {"close", "aclose", "from_env", "embedded", "redis"}
+
+
+def test_every_public_method_is_fuzzed() -> None:
+    assert public_methods(Credits) == set(CALLS), "add the new method to CALLS"
+    assert public_methods(AsyncCredits) == set(CALLS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_bad_input_never_escapes_or_writes(rig: Rig, method: str) -> None:
+    strategy = CALLS[method](rig.holds)
+    examples = min(EXAMPLES, FEWER.get(method, EXAMPLES) * (10 if SLOW else 1))
+
+    @settings(FUZZ, max_examples=examples)
+    @given(call=strategy)
+    def fuzz(call: Call) -> None:
+        args, kwargs = call
+        rig.check(lambda: getattr(rig.ledger, method)(*args, **kwargs))
+
+    fuzz()
+    rig.valid_call_works()
+
+
+# --------------------------------------------------------------------------- constructors
+
+urls = st.one_of(
+    st.sampled_from(["redis://[::1", "redis://h:notaport/0", "ftp://x", "", "https://", "unix://"]),
+    any_text,
+    non_str,
+)
+
+
+@pytest.mark.parametrize("cls", [Credits, AsyncCredits])
+@settings(FUZZ, max_examples=min(EXAMPLES, 100))
+@given(
+    url=urls,
+    token=st.one_of(st.none(), any_text, non_str),
+    default_credits=numbers,
+    clock=st.one_of(st.none(), non_str),
+    socket_timeout=numbers,
+)
+def test_bad_construction_is_a_credits_error(
+    cls: type, url: Any, token: Any, default_credits: Any, clock: Any, socket_timeout: Any
+) -> None:
+    try:
+        client = cls(
+            url, token, default_credits=default_credits, clock=clock, socket_timeout=socket_timeout
+        )
+    except CreditsError:
+        return
+    except BaseException as escaped:
+        raise AssertionError(f"not a CreditsError: {escaped!r}") from escaped
+    assert "redis" in repr(client)  # built lazily; nothing to close before a first call
+
+
+def test_bad_constructor_arguments_fail_at_construction(fuzz_server: RedisServer) -> None:
+    """Found by the fuzzer: these passed construction, then failed later or not as CreditsError."""
+    for kwargs in (
+        {"socket_timeout": "5"},
+        {"socket_timeout": -1},
+        {"socket_timeout": float("nan")},
+    ):
+        with pytest.raises(CreditsError):
+            Credits(fuzz_server.url, **kwargs)
+    for url in ("redis://[::1", "redis://h:notaport/0", 5):
+        with pytest.raises(CreditsError):
+            Credits(url)
+    with pytest.raises(CreditsError):
+        Credits(fuzz_server.url, 5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "now", None, 1e300])
+def test_a_clock_that_returns_garbage_is_a_credits_error(
+    fuzz_server: RedisServer, bad: Any
+) -> None:
+    with Credits(fuzz_server.url, clock=lambda: bad) as client, pytest.raises(CreditsError):
+        client.deduct("clock-user", 1, "chat_message")
+
+
+def test_non_iterable_bulk_and_uncallable_progress(fuzz_server: RedisServer) -> None:
+    with Credits(fuzz_server.url) as client:
+        for items in (None, 5, 1.5):
+            with pytest.raises(CreditsError):
+                client.deduct_many(items)  # type: ignore[arg-type]
+            with pytest.raises(CreditsError):
+                client.add_many(items)  # type: ignore[arg-type]
+        client.initialize_user("progress-user", 1)
+        with pytest.raises(CreditsError):
+            client.reconcile(progress=5)  # type: ignore[arg-type]
