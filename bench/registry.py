@@ -1,0 +1,30 @@
+"""The rows of the results table, in the order of issue 7 (one module each in bench.measures)."""
+
+from __future__ import annotations
+
+from bench.context import Measure
+from bench.measures import (
+    async_deduct,
+    bulk,
+    celery_settle,
+    history,
+    hot_user_pg,
+    memory,
+    reserve_settle,
+    slowlog,
+    sweep,
+    sync_deduct,
+)
+
+ALL: tuple[Measure, ...] = (
+    sync_deduct.MEASURE,
+    async_deduct.MEASURE,
+    bulk.MEASURE,
+    hot_user_pg.MEASURE,
+    history.MEASURE,
+    memory.MEASURE,
+    reserve_settle.MEASURE,
+    slowlog.MEASURE,
+    sweep.MEASURE,
+    celery_settle.MEASURE,
+)
