@@ -23,7 +23,7 @@ from credits.errors import (
 from credits.keys import UserKeys, reservation_id, user_keys
 from credits.models import Account, BalanceVerification, BulkItem, Transaction, TxResult
 from credits.scripts import script
-from credits.steps import Arg, Batch, Command, ScriptMissing, Steps, run_script
+from credits.steps import Arg, Command, Steps, run_script, run_scripts
 from credits.validation import (
     check_action,
     check_amount,
@@ -145,22 +145,7 @@ def move_many(
         if not isinstance(item, BulkItem):
             raise InvalidInputError(f"bulk items must be BulkItem, got {type(item).__name__}")
     moves = [plan_move(operation, now_ms, item) for item in batch]
-    code = script(operation)
-
-    def calls(verb: str, body: str, indexes: list[int]) -> Batch:
-        return Batch(
-            tuple(
-                Command((verb, body, len(moves[i].keys), *moves[i].keys, *moves[i].args))
-                for i in indexes
-            )
-        )
-
-    replies: list[Any] = yield calls("EVALSHA", code.sha, list(range(len(moves))))
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, ScriptMissing)]
-    if missing:
-        again = yield calls("EVAL", code.source, missing)
-        for i, reply in zip(missing, again, strict=True):
-            replies[i] = reply
+    replies = yield from run_scripts(script(operation), [(m.keys, m.args) for m in moves])
     results: list[TxResult | CreditsError] = []
     for move, reply in zip(moves, replies, strict=True):
         if isinstance(reply, CreditsError):

@@ -21,10 +21,12 @@ import re
 import secrets
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from credits.limits import BUCKET_COUNT
 
 PREFIX = "credits"
+USER_KEYS_CACHED_MAX = 4096
 _RESERVATION_ID = re.compile(
     r"^rsv:\{b(?P<bucket>[0-9]{1,4})\}:(?P<user>[^:]+):(?P<hold>[0-9a-f]{20})$"
 )
@@ -71,7 +73,9 @@ class UserKeys:
         return f"{self.account}:idem:{key}"
 
 
+@lru_cache(maxsize=USER_KEYS_CACHED_MAX)
 def user_keys(user_id: str) -> UserKeys:
+    """The keys of ``user_id`` (cached: apps hit the same users again and again)."""
     bucket = bucket_of(user_id)
     escaped = escape_user_id(user_id)
     tag = bucket_tag(bucket)

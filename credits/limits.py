@@ -44,9 +44,11 @@ CLOSED_PURGE_PER_CALL_MAX = 16
 
 # Verify and rebuild read the log in chunks of this many events outside any
 # script; the final atomic step of a rebuild reads at most this many tail events.
-LOG_CHUNK_EVENTS = 2000
+# 500: a 2,000-event XRANGE took up to 9 ms on the 2-core bench machine, 500 under
+# 5 ms (bench/RESULTS.md, "longest call"), and verifying was no slower.
+LOG_CHUNK_EVENTS = 500
 LOG_CHUNK_EVENTS_MAX = 10_000
-REBUILD_TAIL_EVENTS_MAX = 2000
+REBUILD_TAIL_EVENTS_MAX = 500
 REBUILD_ATTEMPTS_MAX = 50
 
 SWEEP_BATCH_HOLDS_DEFAULT = 200

@@ -57,6 +57,37 @@ def run_script(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
         return (yield Command(("EVAL", script.source, *head)))
 
 
+def run_scripts(script: Script, calls: list[tuple[list[str], list[Arg]]]) -> Steps[list[Any]]:
+    """Many calls of one script in one pipeline; each entry is its reply or its error.
+
+    A server that lost its script cache answers NOSCRIPT to every call sent to
+    it: then one call is sent with EVAL (which caches the script on its node)
+    and the rest again with EVALSHA, in one more round trip per node that lacked
+    it, instead of sending the source with every call.
+    """
+
+    def command(verb: str, body: str, i: int) -> Command:
+        keys, args = calls[i]
+        return Command((verb, body, len(keys), *keys, *args))
+
+    replies: list[Any] = list(
+        (yield Batch(tuple(command("EVALSHA", script.sha, i) for i in range(len(calls)))))
+    )
+    pending = [i for i, reply in enumerate(replies) if isinstance(reply, ScriptMissing)]
+    while pending:
+        first, rest = pending[0], pending[1:]
+        again = yield Batch(
+            (
+                command("EVAL", script.source, first),
+                *(command("EVALSHA", script.sha, i) for i in rest),
+            )
+        )
+        for i, reply in zip(pending, again, strict=True):
+            replies[i] = reply
+        pending = [i for i in rest if isinstance(replies[i], ScriptMissing)]
+    return replies
+
+
 def batch_values(replies: list[Any]) -> list[Any]:
     """The replies of a Batch whose every command must succeed: raise the first error."""
     for reply in replies:

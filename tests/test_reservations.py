@@ -314,6 +314,33 @@ def test_sweep_in_small_batches_closes_many_holds_of_one_user(
         assert client.verify_balance(user_id).valid
 
 
+def test_one_sweep_closes_every_due_hold_of_a_user(
+    backend: Backend, user_id: str, clock: Clock
+) -> None:
+    """A user with more due holds than lazy expiry closes per call still needs one sweep."""
+    with backend.credits(clock=clock) as client:
+        client.initialize_user(user_id, 1000)
+        for _ in range(150):
+            client.reserve(user_id, 1, "video_generation", ttl=10)
+        clock.advance(11)
+        assert client.expire_reservations() >= 150
+        assert client.redis.hmget(user_keys(user_id).account, "bal", "held") == ["1000", "0"]
+
+
+def test_upkeep_hints_never_hide_a_due_hold(funded: Any, user_id: str, clock: Clock) -> None:
+    """The account's next-expiry hint may only be early: a shorter hold after a longer one."""
+    long = _hold(funded, user_id, amount=100, ttl=3600)
+    short = _hold(funded, user_id, amount=50, ttl=60)
+    funded.extend(long.id, 7200)
+    clock.advance(61)
+    assert funded.get_account(user_id).held == 100
+    assert funded.get_reservation(short.id).status == "expired"
+    funded.settle(long.id, 10)
+    clock.advance(7200)
+    assert funded.get_account(user_id).held == 0
+    assert funded.get_balance(user_id) == 990
+
+
 def test_reads_list_and_filter(funded: Any, user_id: str, clock: Clock) -> None:
     a = _hold(funded, user_id, amount=10, ttl=100)
     b = _hold(funded, user_id, amount=20, ttl=50)

@@ -3,17 +3,19 @@
 -- returns {"ok", record_json} | {"not_found"} | {"closed", status}
 local u = load_account(this_user())
 local hold_id = ARGV[3]
-if not load_hold(u, hold_id) then
+local rec = load_hold(u, hold_id)
+if not rec then
   return { 'not_found' }
 end
-upkeep(u)
-local rec = load_hold(u, hold_id)
+if upkeep(u) > 0 then
+  rec = load_hold(u, hold_id)
+end
 if rec.s ~= 'open' then
   return { 'closed', rec.s }
 end
 local expires_ms = math.max(tonumber(rec.e), NOW_MS + tonumber(ARGV[4]))
 rec.e = fmt(expires_ms)
 save_hold(u, hold_id, rec)
-redis.call('ZADD', u.open, expires_ms, hold_id)
-redis.call('ZADD', u.due, expires_ms, due_member(u, hold_id))
+redis.call('ZADD', u.open, rec.e, hold_id)
+redis.call('ZADD', u.due, rec.e, due_member(u, hold_id))
 return { 'ok', cjson.encode(rec) }

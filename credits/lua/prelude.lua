@@ -7,6 +7,11 @@
 --   ARGV[2]     the user's escaped id (due-index members are "<escaped user>:<hold id>")
 -- Replies are arrays whose first element is a status word; Python maps statuses to errors.
 -- Credits are integers below 2^53, formatted with %d (never tostring, which goes to 1e+15).
+--
+-- The account hash keeps two hints so that upkeep costs nothing when nothing is due:
+--   nx  no open hold expires before this (ms); only ever too early, never too late
+--   np  no closed hold is old enough to purge before this (ms); likewise
+-- A missing hint means "look": accounts written before the hints existed just look once.
 
 local NOW_MS = tonumber(ARGV[1])
 local LAZY_EXPIRE_MAX = __LAZY_EXPIRE_PER_CALL_MAX__
@@ -28,19 +33,25 @@ local function user_at(first, escaped, due, users)
   }
 end
 
+local FAR_FUTURE_MS = USER_TOTAL_MAX
+
 local function load_account(u)
-  local v = redis.call('HMGET', u.account, 'bal', 'held', 'ct', 'lid')
+  local v = redis.call('HMGET', u.account, 'bal', 'held', 'ct', 'lid', 'nx', 'np')
   u.bal = tonumber(v[1]) or 0
   u.held = tonumber(v[2]) or 0
   u.created = v[3]
   u.lid = v[4]
+  u.next_expiry = tonumber(v[5]) or 0
+  u.next_purge = tonumber(v[6]) or 0
   return u
 end
 
 local function ensure_account(u)
   if not u.created then
     u.created = fmt(NOW_MS)
-    redis.call('HSET', u.account, 'ct', u.created, 'bal', '0', 'held', '0')
+    u.next_expiry, u.next_purge = FAR_FUTURE_MS, FAR_FUTURE_MS
+    redis.call('HSET', u.account, 'ct', u.created, 'bal', '0', 'held', '0',
+      'nx', fmt(FAR_FUTURE_MS), 'np', fmt(FAR_FUTURE_MS))
     redis.call('SADD', u.users, u.escaped)
   end
 end
@@ -71,7 +82,8 @@ local function append(u, kind, amount, balance_delta, held_delta, action, meta, 
     't', kind, 'a', fmt(amount), 'b', fmt(balance_delta), 'h', fmt(held_delta),
     'B', fmt(bal), 'c', action, 'm', meta, 'r', hold_id, 'x', extra)
   u.bal, u.held, u.lid = bal, held, id
-  redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id)
+  redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id,
+    'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
   return id, ms
 end
 
@@ -91,43 +103,83 @@ local function save_hold(u, hold_id, rec)
   redis.call('HSET', u.holds, hold_id, cjson.encode(rec))
 end
 
+-- Hints move only earlier here; upkeep moves them later after it has looked.
+local function note_open_hold(u, expires_ms)
+  if expires_ms < u.next_expiry then
+    u.next_expiry = expires_ms
+  end
+end
+
 -- Take a hold out of the open indexes and into the closed one.
 local function close_hold(u, hold_id, rec, status)
   rec.s = status
-  rec.z = fmt(NOW_MS)
+  rec.z = ARGV[1]
   save_hold(u, hold_id, rec)
   redis.call('ZREM', u.open, hold_id)
   redis.call('ZREM', u.due, due_member(u, hold_id))
-  redis.call('ZADD', u.closed, NOW_MS, hold_id)
+  redis.call('ZADD', u.closed, ARGV[1], hold_id)
+  if NOW_MS + CLOSED_RETENTION_MS < u.next_purge then
+    u.next_purge = NOW_MS + CLOSED_RETENTION_MS
+  end
 end
 
--- Close the user's holds whose expiry has come (expires_at <= now), each with an
--- 'expire' event. Bounded per call; the sweep catches whatever is left.
-local function expire_due_holds(u)
-  local ids = redis.call('ZRANGEBYSCORE', u.open, '-inf', NOW_MS, 'LIMIT', 0, LAZY_EXPIRE_MAX)
+local function first_score(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] then
+    return tonumber(first[2])
+  end
+  return nil
+end
+
+-- Close the user's holds whose expiry has come (expires_at <= now), at most
+-- `limit`, each with an 'expire' event. Returns the ids it closed.
+local function expire_due_holds(u, limit)
+  if u.next_expiry > NOW_MS then
+    return {}
+  end
+  local ids = redis.call('ZRANGEBYSCORE', u.open, '-inf', ARGV[1], 'LIMIT', 0, limit)
   for _, hold_id in ipairs(ids) do
     local rec = load_hold(u, hold_id)
     local amount = tonumber(rec.a)
     append(u, 'expire', amount, amount, -amount, rec.c, '', hold_id, '')
     close_hold(u, hold_id, rec, 'expired')
   end
-  return #ids
+  u.next_expiry = first_score(u.open) or FAR_FUTURE_MS
+  u.hints_changed = true
+  return ids
 end
 
 -- Forget closed holds older than the retention, a few per call.
 local function purge_closed_holds(u)
+  if u.next_purge > NOW_MS then
+    return
+  end
   local ids = redis.call('ZRANGEBYSCORE', u.closed, '-inf', NOW_MS - CLOSED_RETENTION_MS,
     'LIMIT', 0, CLOSED_PURGE_MAX)
   if #ids > 0 then
     redis.call('HDEL', u.holds, unpack(ids))
     redis.call('ZREM', u.closed, unpack(ids))
   end
+  local oldest = first_score(u.closed)
+  u.next_purge = oldest and oldest + CLOSED_RETENTION_MS or FAR_FUTURE_MS
+  u.hints_changed = true
 end
 
--- Lazy upkeep every per-user script runs before its own work.
+-- Write the hints after upkeep moved them later (every event's HSET writes them too).
+local function save_hints(u)
+  if u.hints_changed and u.created then
+    redis.call('HSET', u.account, 'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
+    u.hints_changed = false
+  end
+end
+
+-- Lazy upkeep every per-user script runs before its own work. Returns how many
+-- holds it expired. Costs nothing but the account read when nothing is due.
 local function upkeep(u)
-  expire_due_holds(u)
+  local expired = #expire_due_holds(u, LAZY_EXPIRE_MAX)
   purge_closed_holds(u)
+  save_hints(u)
+  return expired
 end
 
 local function this_user()

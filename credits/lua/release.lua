@@ -4,11 +4,13 @@
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
 local u = load_account(this_user())
 local hold_id = ARGV[3]
-if not load_hold(u, hold_id) then
+local rec = load_hold(u, hold_id)
+if not rec then
   return { 'not_found' }
 end
-upkeep(u)
-local rec = load_hold(u, hold_id)
+if upkeep(u) > 0 then
+  rec = load_hold(u, hold_id)  -- this hold may be one that just expired
+end
 if rec.s == 'released' then
   return { 'again', rec.st }
 end

@@ -25,13 +25,14 @@ end
 if u.bal < amount then
   return { 'insufficient', u.bal }
 end
+note_open_hold(u, expires_ms)
 local id = append(u, 'reserve', amount, -amount, amount, ARGV[4], ARGV[5], hold_id, '')
 local rec = {
   a = fmt(amount), c = ARGV[4], s = 'open', t = fmt(NOW_MS), e = fmt(expires_ms),
   m = ARGV[5], x = id,
 }
 save_hold(u, hold_id, rec)
-redis.call('ZADD', u.open, expires_ms, hold_id)
-redis.call('ZADD', u.due, expires_ms, due_member(u, hold_id))
+redis.call('ZADD', u.open, rec.e, hold_id)
+redis.call('ZADD', u.due, rec.e, due_member(u, hold_id))
 idempotency_store(fingerprint, hold_id)
 return { 'ok', hold_id, cjson.encode(rec) }

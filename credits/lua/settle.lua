@@ -9,11 +9,13 @@
 -- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>"
 local u = load_account(this_user())
 local hold_id, actual = ARGV[3], tonumber(ARGV[4])
-if not load_hold(u, hold_id) then
+local rec = load_hold(u, hold_id)
+if not rec then
   return { 'not_found' }
 end
-upkeep(u)
-local rec = load_hold(u, hold_id)
+if upkeep(u) > 0 then
+  rec = load_hold(u, hold_id)  -- this hold may be one that just expired
+end
 if rec.s == 'settled' then
   return { 'again', rec.st }
 end

@@ -8,16 +8,23 @@
 local n_users = tonumber(ARGV[2])
 local users = {}
 local expired = 0
+local closed_now = {}
 for i = 1, n_users do
-  users[i] = load_account(user_at(3 + (i - 1) * 5, ARGV[2 + i], KEYS[1], KEYS[2]))
-  expired = expired + expire_due_holds(users[i])
+  local u = load_account(user_at(3 + (i - 1) * 5, ARGV[2 + i], KEYS[1], KEYS[2]))
+  users[i] = u
+  -- every due member the client read may be this user's: no per-user cap here
+  for _, hold_id in ipairs(expire_due_holds(u, __SWEEP_BATCH_HOLDS_MAX__)) do
+    closed_now[i .. ':' .. hold_id] = true
+    expired = expired + 1
+  end
+  save_hints(u)
 end
 -- A due member whose hold is not open any more would be read again by every
 -- sweep; nothing writes one, but a sweep must not spin on damaged data.
 local dropped = 0
 for j = 3 + n_users, #ARGV, 2 do
   local u, hold_id = users[tonumber(ARGV[j])], ARGV[j + 1]
-  if not redis.call('ZSCORE', u.open, hold_id) then
+  if not closed_now[ARGV[j] .. ':' .. hold_id] and not redis.call('ZSCORE', u.open, hold_id) then
     local rec = load_hold(u, hold_id)
     if not rec or rec.s ~= 'open' then
       dropped = dropped + redis.call('ZREM', u.due, due_member(u, hold_id))

@@ -3,7 +3,8 @@
 Each bucket has a due-index (a sorted set of ``<escaped user>:<hold id>`` by
 expiry, in the bucket's slot). A sweep reads, in one pipeline, the due members
 of every bucket up to ``now`` (at most ``batch_size`` each), then closes them
-with one short ``sweep.lua`` call per bucket batch. Its cost is the fixed
+with one short ``sweep.lua`` call per bucket batch, all of a round in one
+pipeline. Its cost is the fixed
 bucket count plus the expired holds: open holds that are not due and users
 with nothing due are never touched.
 """
@@ -13,11 +14,14 @@ from __future__ import annotations
 from credits import limits
 from credits.keys import due_key, due_member_parts, user_keys
 from credits.scripts import script
-from credits.steps import Arg, Batch, Command, Steps, batch_values, run_script
+from credits.steps import Arg, Batch, Command, Steps, batch_values, run_scripts
 from credits.validation import check_limit
 
 
-def _sweep_bucket(bucket: int, members: list[str], now_ms: int) -> Steps[int]:
+def _bucket_call(
+    bucket: int, members: list[str], now_ms: int
+) -> tuple[list[str], list[Arg]] | None:
+    """sweep.lua's keys and arguments for the due members read from one bucket."""
     order: dict[str, int] = {}
     keys: list[str] = [due_key(bucket), ""]
     escaped: list[Arg] = []
@@ -37,9 +41,8 @@ def _sweep_bucket(bucket: int, members: list[str], now_ms: int) -> Steps[int]:
             escaped.append(user.escaped)
         pairs += [order[user_id], hold_id]
     if not order:
-        return 0
-    reply = yield from run_script(script("sweep"), keys, [now_ms, len(order), *escaped, *pairs])
-    return int(reply[0])
+        return None
+    return keys, [now_ms, len(order), *escaped, *pairs]
 
 
 def expire_reservations(
@@ -63,13 +66,19 @@ def expire_reservations(
                 )
             )
         )
+        calls: list[tuple[list[str], list[Arg]]] = []
         still_full: list[int] = []
         for bucket, members in zip(pending, reads, strict=True):
-            if not members:
-                continue
-            expired += yield from _sweep_bucket(bucket, members, now_ms)
+            call = _bucket_call(bucket, members, now_ms) if members else None
+            if call is not None:
+                calls.append(call)
             if len(members) == batch:
                 still_full.append(bucket)
+        if calls:
+            # One pipeline for the round: the server closes holds of one bucket
+            # while the client is still sending the next bucket's call.
+            for reply in batch_values((yield from run_scripts(script("sweep"), calls))):
+                expired += int(reply[0])
         if not still_full:
             break
         pending = still_full
