@@ -451,3 +451,19 @@ def test_settle_racing_the_sweep_at_the_expiry_instant(
             assert client.get_balance(user) == 50  # charged 50 either way, late or not
             assert client.get_reservation(hold.id).status == "settled"
             assert client.verify_balance(user).valid
+
+
+def test_closed_holds_are_forgotten_after_the_retention(
+    funded: Any, user_id: str, clock: Clock
+) -> None:
+    from credits.limits import CLOSED_HOLD_RETENTION_MS
+
+    hold = _hold(funded, user_id)
+    first = funded.settle(hold.id, 100)
+    clock.advance(CLOSED_HOLD_RETENTION_MS / 1000 - 1)
+    assert funded.settle(hold.id, 100) == first  # a very late duplicate still gets its answer
+    clock.advance(2)
+    funded.deduct(user_id, 1, "chat_message")  # any call of the user purges
+    with pytest.raises(ReservationNotFoundError):
+        funded.get_reservation(hold.id)
+    assert funded.verify_balance(user_id).valid  # the log keeps every event

@@ -82,8 +82,13 @@ local function append(u, kind, amount, balance_delta, held_delta, action, meta, 
     't', kind, 'a', fmt(amount), 'b', fmt(balance_delta), 'h', fmt(held_delta),
     'B', fmt(bal), 'c', action, 'm', meta, 'r', hold_id, 'x', extra)
   u.bal, u.held, u.lid = bal, held, id
-  redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id,
-    'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
+  if u.hints_changed then
+    redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id,
+      'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
+    u.hints_changed = false
+  else
+    redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id)
+  end
   return id, ms
 end
 
@@ -107,6 +112,7 @@ end
 local function note_open_hold(u, expires_ms)
   if expires_ms < u.next_expiry then
     u.next_expiry = expires_ms
+    u.hints_changed = true
   end
 end
 
@@ -120,6 +126,7 @@ local function close_hold(u, hold_id, rec, status)
   redis.call('ZADD', u.closed, ARGV[1], hold_id)
   if NOW_MS + CLOSED_RETENTION_MS < u.next_purge then
     u.next_purge = NOW_MS + CLOSED_RETENTION_MS
+    u.hints_changed = true
   end
 end
 

@@ -21,4 +21,5 @@ local amount = tonumber(rec.a)
 local id = append(u, 'release', amount, amount, -amount, rec.c, ARGV[4], hold_id, '')
 rec.st = id .. ',0,' .. fmt(amount) .. ',0,' .. fmt(u.bal) .. ',0'
 close_hold(u, hold_id, rec, 'released')
+save_hints(u)
 return { 'ok', rec.st }

@@ -50,5 +50,6 @@ if late then
   save_hold(u, hold_id, rec)
 else
   close_hold(u, hold_id, rec, 'settled')
+  save_hints(u)
 end
 return { 'ok', rec.st }
