@@ -35,6 +35,7 @@ def test_redis_7_appends_only_to_a_volume_and_never_evicts(compose: dict[str, An
     assert str(redis["image"]).startswith("redis:7")
     command = command_of(redis)
     assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "always"  # the only copy
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
     volume, _, mount = redis["volumes"][0].partition(":")
     assert mount == "/data"
