@@ -209,15 +209,30 @@ def _print_up_panel(
     console.print(Panel("\n".join(lines), title="credits up", expand=False))
 
 
+# A child that dies is started again, up to this many times in all: kombu 5.7
+# can kill a worker on a broker restart ("Unrecoverable error", see
+# docs/RELIABILITY.md) while nothing is wrong with the ledger, and no task is
+# lost with it (late acks, outbox). A child that keeps dying stops `credits up`.
+CHILD_RESTARTS_MAX = 5
+
+
 def _supervise(stop: threading.Event, children: tuple[Child, ...]) -> bool:
-    """Wait for Ctrl-C/SIGTERM or a child's death; True if a child died."""
+    """Wait for Ctrl-C/SIGTERM, restarting dead children; True if one died too often."""
+    restarts = 0
     while not stop.wait(SUPERVISE_POLL_S):
         for child in children:
             try:
                 child.check_running()
             except ChildExitedError as exc:
                 err_console.print(f"[red]{exc}[/]")
-                return True
+                if restarts >= CHILD_RESTARTS_MAX:
+                    err_console.print(f"[red]{child.name} died {restarts + 1} times; stopping.[/]")
+                    return True
+                restarts += 1
+                err_console.print(
+                    f"[yellow]restarting {child.name} ({restarts} of {CHILD_RESTARTS_MAX})[/]"
+                )
+                child.start()
     return False
 
 

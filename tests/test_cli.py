@@ -156,3 +156,22 @@ def test_up_runs_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_up_restarts_a_child_that_dies_then_gives_up(tmp_path: Path) -> None:
+    """A worker killed by a broker hiccup comes back; one that keeps dying stops `credits up`."""
+    import sys
+    import threading
+
+    from credits.cli import CHILD_RESTARTS_MAX, _supervise
+    from credits.processes import Child
+
+    log = tmp_path / "child.log"
+    child = Child(
+        "flaky",
+        [sys.executable, "-c", "print('started'); raise SystemExit(3)"],
+        env={},
+        log_path=log,
+    ).start()
+    assert _supervise(threading.Event(), (child,)) is True
+    assert log.read_text().count("started") == CHILD_RESTARTS_MAX + 1
