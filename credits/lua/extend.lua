@@ -3,12 +3,9 @@
 -- returns {"ok", record_json} | {"not_found"} | {"closed", status}
 local u = load_account(this_user())
 local hold_id = ARGV[3]
-local rec = load_hold(u, hold_id)
+local rec = hold_after_upkeep(u, hold_id)
 if not rec then
   return { 'not_found' }
-end
-if upkeep(u) > 0 then
-  rec = load_hold(u, hold_id)
 end
 if rec.s ~= 'open' then
   return { 'closed', rec.s }

@@ -189,6 +189,16 @@ local function upkeep(u)
   return expired
 end
 
+-- A hold named by the caller, read once; read again only when upkeep closed
+-- holds (this may be one of them). nil when there is no such hold.
+local function hold_after_upkeep(u, hold_id)
+  local rec = load_hold(u, hold_id)
+  if rec and upkeep(u) > 0 then
+    rec = load_hold(u, hold_id)
+  end
+  return rec
+end
+
 local function this_user()
   return user_at(1, ARGV[2], KEYS[6], KEYS[7])
 end

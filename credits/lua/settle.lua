@@ -9,12 +9,9 @@
 -- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>"
 local u = load_account(this_user())
 local hold_id, actual = ARGV[3], tonumber(ARGV[4])
-local rec = load_hold(u, hold_id)
+local rec = hold_after_upkeep(u, hold_id)
 if not rec then
   return { 'not_found' }
-end
-if upkeep(u) > 0 then
-  rec = load_hold(u, hold_id)  -- this hold may be one that just expired
 end
 if rec.s == 'settled' then
   return { 'again', rec.st }
