@@ -273,7 +273,7 @@ def test_extend_is_a_heartbeat(funded: Any, user_id: str, clock: Clock) -> None:
     shorter = funded.extend(hold.id, 1)
     assert shorter.expires_at == extended.expires_at  # never earlier than it was
     clock.advance(59)
-    assert funded.expire_reservations() == 0
+    funded.expire_reservations()  # other tests' holds may be due; this one is not
     assert funded.get_reservation(hold.id).status == "open"
     clock.advance(1)
     assert funded.get_reservation(hold.id).status == "expired"

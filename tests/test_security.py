@@ -34,6 +34,7 @@ from ledger_fixtures import Clock, make_ledger
 
 from credits import AsyncCredits, BulkItem, Credits
 from credits.errors import CreditsError, StoreUnavailableError, TransactionError
+from credits.keys import user_keys
 from credits.redis_server import RedisCluster3, RedisServer, find_redis_server, free_port
 from credits.settings import CreditsSettings
 
@@ -156,6 +157,9 @@ def test_every_command_of_the_list_is_needed(secured: RedisServer, missing: str)
     with secured.client() as admin:
         set_ledger_user(admin, "ledger", tuple(c for c in LEDGER_COMMANDS if c != missing))
         admin.script_flush()  # so that EVAL (the NOSCRIPT fallback) is needed too
+        # a due member whose hold does not exist: the sweep's damaged-data path (ZSCORE)
+        stale = user_keys(f"acl-{missing}")
+        admin.zadd(stale.due, {f"{stale.escaped}:{'0' * 20}": 0})
     clock = Clock()
     with (
         Credits(_url(secured.port, "ledger", LEDGER_PASSWORD), clock=clock) as client,
