@@ -52,31 +52,67 @@ def reconcile(
     batch_size: int = limits.RECONCILE_BATCH_USERS_DEFAULT,
     progress: Progress | None = None,
 ) -> Steps[ReconcileReport]:
+    """Walk every bucket's registry with SSCAN, verify each user, rebuild on ``fix``.
+
+    The registries are scanned a group of buckets at a time, each group's SSCANs
+    in one pipeline, so a store with few users costs a few round trips rather
+    than one per bucket; each reply holds about ``batch_size`` users.
+    """
     batch = check_limit(batch_size, limits.RECONCILE_BATCH_USERS_MAX, "batch_size")
     if progress is not None and not callable(progress):
         raise InvalidInputError("progress must be None or a callable(checked, total)")
     total = (yield from count_users()) if progress is not None else 0
-    checked = invalid = fixed = 0
-    invalid_users: list[str] = []
-    for bucket in range(limits.BUCKET_COUNT):
-        cursor = "0"
-        while True:
-            cursor, members = yield Command(("SSCAN", users_key(bucket), cursor, "COUNT", batch))
-            for escaped in members:
-                user_id = unescape_user_id(escaped)
-                verification = yield from verify_balance(clock_ms(), user_id)
-                checked += 1
-                if not verification.valid:
-                    invalid += 1
-                    if len(invalid_users) < INVALID_USERS_REPORTED_MAX:
-                        invalid_users.append(user_id)
-                    if fix:
-                        yield from rebuild_balance(clock_ms(), user_id)
-                        fixed += 1
-                if progress is not None:
-                    progress(checked, max(total, checked))
-            if str(cursor) == "0":
-                break
+    tally = _Tally()
+    for first in range(0, limits.BUCKET_COUNT, SCAN_BUCKETS_PER_ROUND):
+        cursors: dict[int, int | str] = {
+            b: 0 for b in range(first, min(first + SCAN_BUCKETS_PER_ROUND, limits.BUCKET_COUNT))
+        }
+        while cursors:
+            replies = batch_values(
+                (
+                    yield Batch(
+                        tuple(
+                            Command(("SSCAN", users_key(b), cursor, "COUNT", batch))
+                            for b, cursor in cursors.items()
+                        )
+                    )
+                )
+            )
+            still_scanning: dict[int, int | str] = {}
+            for bucket, (cursor, members) in zip(cursors, replies, strict=True):
+                for escaped in members:
+                    yield from tally.check(clock_ms, unescape_user_id(escaped), fix)
+                    if progress is not None:
+                        progress(tally.checked, max(total, tally.checked))
+                if str(cursor) != "0":
+                    still_scanning[bucket] = cursor
+            cursors = still_scanning
     return ReconcileReport(
-        checked=checked, invalid=invalid, fixed=fixed, invalid_users=invalid_users
+        checked=tally.checked,
+        invalid=tally.invalid,
+        fixed=tally.fixed,
+        invalid_users=tally.invalid_users,
     )
+
+
+SCAN_BUCKETS_PER_ROUND = 64
+
+
+class _Tally:
+    """What reconcile found so far."""
+
+    def __init__(self) -> None:
+        self.checked = self.invalid = self.fixed = 0
+        self.invalid_users: list[str] = []
+
+    def check(self, clock_ms: Callable[[], int], user_id: str, fix: bool) -> Steps[None]:
+        verification = yield from verify_balance(clock_ms(), user_id)
+        self.checked += 1
+        if verification.valid:
+            return
+        self.invalid += 1
+        if len(self.invalid_users) < INVALID_USERS_REPORTED_MAX:
+            self.invalid_users.append(user_id)
+        if fix:
+            yield from rebuild_balance(clock_ms(), user_id)
+            self.fixed += 1
