@@ -18,27 +18,22 @@ from credits.errors import InvalidInputError
 
 
 def check_user_id(user_id: object) -> str:
-    if not isinstance(user_id, str):
-        raise InvalidInputError(f"user_id must be a str, got {type(user_id).__name__}")
-    if not 1 <= len(user_id) <= limits.USER_ID_CHARS_MAX:
-        raise InvalidInputError(
-            f"user_id must be 1 to {limits.USER_ID_CHARS_MAX} characters, got {len(user_id)}"
-        )
-    _refuse_control_characters("user_id", user_id)
-    _refuse_unencodable("user_id", user_id)
-    return user_id
+    return _check_name("user_id", user_id, limits.USER_ID_CHARS_MAX)
 
 
 def check_action(action: object) -> str:
-    if not isinstance(action, str):
-        raise InvalidInputError(f"action must be a str, got {type(action).__name__}")
-    if not 1 <= len(action) <= limits.ACTION_CHARS_MAX:
-        raise InvalidInputError(
-            f"action must be 1 to {limits.ACTION_CHARS_MAX} characters, got {len(action)}"
-        )
-    _refuse_control_characters("action", action)
-    _refuse_unencodable("action", action)
-    return action
+    return _check_name("action", action, limits.ACTION_CHARS_MAX)
+
+
+def _check_name(name: str, value: object, chars_max: int) -> str:
+    """A name stored in keys or the log: 1 to ``chars_max`` characters, printable, UTF-8."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str, got {type(value).__name__}")
+    if not 1 <= len(value) <= chars_max:
+        raise InvalidInputError(f"{name} must be 1 to {chars_max} characters, got {len(value)}")
+    _refuse_control_characters(name, value)
+    _refuse_unencodable(name, value)
+    return value
 
 
 def check_amount(amount: object, name: str = "amount", minimum: int = 1) -> int:
