@@ -1,9 +1,18 @@
 """The Lua scripts: read once from ``credits/lua``, called by SHA.
 
-Each script is ``prelude.lua`` followed by its own file, with the bounds of
-:mod:`credits.limits` written in, so Python and Lua share one set of numbers.
+A script names the shared parts it uses at its top, BullMQ style::
+
+    --- @include "upkeep"
+
+and each part (``lua/include/<name>.lua``) names the parts *it* uses the same
+way, so a reader sees what every script depends on. The loader puts each part
+once, dependencies first, in front of the script's own body, and writes in the
+bounds of :mod:`credits.limits` (``__LAZY_EXPIRE_PER_CALL_MAX__``) and the log's
+field names (``__LOG_FIELDS__``), so Python and Lua share one set of numbers
+and names.
+
 Calling by SHA sends 40 bytes instead of the source; after a failover or a
-``SCRIPT FLUSH`` the server answers NOSCRIPT and :func:`credits.steps.run_script`
+``SCRIPT FLUSH`` the server answers NOSCRIPT and :func:`credits.protocol.run_script`
 sends the source once with EVAL, which also caches it again (as redis-py's
 ``Script.__call__`` does).
 """
@@ -16,9 +25,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from credits import limits
+from credits import limits, log_format
 
 _PLACEHOLDER = re.compile(r"__([A-Z_]+)__")
+_INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,22 +38,50 @@ class Script:
     sha: str
 
 
+def _value(name: str) -> str:
+    if name == "LOG_FIELDS":
+        return log_format.lua_table()
+    number = getattr(limits, name)
+    if not isinstance(number, int):
+        raise TypeError(f"limits.{name} is not an int")
+    return str(number)
+
+
 def _fill(source: str) -> str:
-    def value(match: re.Match[str]) -> str:
-        number = getattr(limits, match[1])
-        if not isinstance(number, int):
-            raise TypeError(f"limits.{match[1]} is not an int")
-        return str(number)
-
-    return _PLACEHOLDER.sub(value, source)
+    return _PLACEHOLDER.sub(lambda match: _value(match[1]), source)
 
 
-def _read(name: str) -> str:
-    return resources.files("credits").joinpath("lua", f"{name}.lua").read_text("utf-8")
+def _read(path: str) -> str:
+    return resources.files("credits").joinpath("lua", f"{path}.lua").read_text("utf-8")
+
+
+def includes(source: str) -> list[str]:
+    """The parts ``source`` names with ``--- @include``, in the order named."""
+    return _INCLUDE.findall(source)
+
+
+def _parts_in_order(source: str) -> list[str]:
+    """Every part ``source`` needs, transitively, each after the parts it needs."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in path:
+            raise ValueError(f"Lua include cycle: {' -> '.join((*path, name))}")
+        for needed in includes(_read(f"include/{name}")):
+            visit(needed, (*path, name))
+        ordered.append(name)
+
+    for name in includes(source):
+        visit(name, ())
+    return ordered
 
 
 @cache
 def script(name: str) -> Script:
-    """The script ``name`` with the prelude in front, loaded once per process."""
-    source = _fill(_read("prelude") + "\n" + _read(name))
+    """The script ``name`` with the parts it includes in front, loaded once per process."""
+    body = _read(name)
+    parts = [_read(f"include/{part}") for part in _parts_in_order(body)]
+    source = _fill("\n".join([*parts, body]))
     return Script(name=name, source=source, sha=hashlib.sha1(source.encode("utf-8")).hexdigest())

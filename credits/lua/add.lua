@@ -1,6 +1,8 @@
 -- add.lua: credit a user (purchase, grant, refund); creates the account if new.
 -- KEYS: the per-user seven, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"overflow", balance + held}
+--- @include "idempotency"
+--- @include "upkeep"
 local fingerprint = ARGV[6]
 local seen = idempotency_lookup(fingerprint)
 if seen then

@@ -1,6 +1,8 @@
 -- deduct.lua: charge a fixed amount now, or refuse and write nothing.
 -- KEYS: the per-user seven, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"insufficient", balance}
+--- @include "idempotency"
+--- @include "upkeep"
 local fingerprint = ARGV[6]
 local seen = idempotency_lookup(fingerprint)
 if seen then

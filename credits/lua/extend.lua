@@ -1,6 +1,7 @@
 -- extend.lua: the heartbeat of a long job: expires_at = max(expires_at, now + ttl).
 -- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, ttl_ms
 -- returns {"ok", record_json} | {"not_found"} | {"closed", status}
+--- @include "upkeep"
 local u = load_account(this_user())
 local hold_id = ARGV[3]
 local rec = hold_after_upkeep(u, hold_id)

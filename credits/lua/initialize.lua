@@ -1,6 +1,7 @@
 -- initialize.lua: grant a user's starting credits, once.
 -- KEYS: the per-user seven (see prelude).  ARGV: now_ms, user, credits, metadata_json
 -- returns {"ok", "<tx_id>,<balance>,<ts_ms>"} | {"replay", same} | {"overflow", total}
+--- @include "upkeep"
 local u = load_account(this_user())
 local first = redis.call('HGET', u.account, 'init')
 if first then

@@ -1,6 +1,7 @@
 -- read_holds.lua: hold records after closing expired holds.
 -- KEYS: the per-user seven.  ARGV: now_ms, user, which ("one" | "open" | "closed"), hold_id_or_limit
 -- returns {"ok", record_json...} with the hold ids interleaved: {"ok", id1, rec1, id2, rec2, ...}
+--- @include "upkeep"
 local u = load_account(this_user())
 if u.created then
   upkeep(u)

@@ -4,6 +4,8 @@
 -- the cache, so a write racing the rebuild is never lost.
 -- KEYS: the per-user seven.  ARGV: now_ms, user, marker ("" = empty), balance_sum, held_sum, tail_max
 -- returns {"ok", balance, held, tail_events} | {"behind", last_log_id}
+--       | {"impossible", balance, held} (the log sums to a negative balance or held)
+--- @include "log"
 local u = this_user()
 local marker, tail_max = ARGV[3], tonumber(ARGV[6])
 local start = '-'
@@ -16,13 +18,12 @@ if #tail > tail_max then
 end
 local bal, held = tonumber(ARGV[4]), tonumber(ARGV[5])
 for _, entry in ipairs(tail) do
-  local fields = entry[2]
-  -- fields are written in a fixed order: t a b h B c m r x
-  bal = bal + tonumber(fields[6])
-  held = held + tonumber(fields[8])
+  local fields = entry_fields(entry)
+  bal = bal + tonumber(fields[F.balance_delta])
+  held = held + tonumber(fields[F.held_delta])
 end
 if bal < 0 or held < 0 then
-  return redis.error_reply('credits: the log sums to a negative balance or held; not rebuilt')
+  return { 'impossible', bal, held }
 end
 if redis.call('EXISTS', u.account) == 1 then
   redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held))

@@ -2,6 +2,7 @@
 -- Releasing a released hold returns the first settlement.
 -- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, metadata_json (the reason)
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
+--- @include "upkeep"
 local u = load_account(this_user())
 local hold_id = ARGV[3]
 local rec = hold_after_upkeep(u, hold_id)

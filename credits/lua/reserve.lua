@@ -3,6 +3,8 @@
 -- ARGV: now_ms, user, amount, action, metadata_json, fingerprint, hold_id, ttl_ms
 -- returns {"ok", hold_id, record_json} | {"replay", hold_id, record_json} | {"conflict"}
 --       | {"insufficient", balance} | {"too_many_holds", open_count}
+--- @include "idempotency"
+--- @include "upkeep"
 local fingerprint = ARGV[6]
 local u = load_account(this_user())
 local seen = idempotency_lookup(fingerprint)

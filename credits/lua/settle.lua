@@ -7,6 +7,7 @@
 -- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, actual, metadata_json
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
 -- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>"
+--- @include "upkeep"
 local u = load_account(this_user())
 local hold_id, actual = ARGV[3], tonumber(ARGV[4])
 local rec = hold_after_upkeep(u, hold_id)

@@ -4,7 +4,8 @@
 -- KEYS[1]: due   KEYS[2]: users   then five per user: account, log, holds, open, closed
 -- ARGV: now_ms, n_users, escaped id of each user, then pairs (user index, hold id)
 --       for every due member the client read
--- returns {expired_count, stale_members_dropped}
+-- returns {"ok", expired_count, stale_members_dropped}
+--- @include "upkeep"
 local n_users = tonumber(ARGV[2])
 local users = {}
 local expired = 0
@@ -31,4 +32,4 @@ for j = 3 + n_users, #ARGV, 2 do
     end
   end
 end
-return { expired, dropped }
+return { 'ok', expired, dropped }

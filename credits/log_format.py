@@ -1,0 +1,40 @@
+"""The fields of a log event, named once.
+
+Each event of a user's log is a Redis Stream entry whose fields have one-letter
+names (memory per event is the deciding cost of a log that is kept for years).
+This table is the only place those letters are written: Python reads events
+through it, and :mod:`credits.scripts` writes it into the Lua scripts as the
+table ``F``, so ``F.balance_delta`` in Lua and ``FIELDS["balance_delta"]`` in
+Python are the same field by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+FIELDS: Final[dict[str, str]] = {
+    "type": "t",  # initialize, deduct, add, reserve, settle, release, expire
+    "amount": "a",  # positive magnitude
+    "balance_delta": "b",
+    "held_delta": "h",
+    "balance_after": "B",
+    "action": "c",
+    "metadata": "m",  # compact JSON, "" for none
+    "hold": "r",  # hold id within the user, "" for none
+    "extra": "x",  # settle: "<shortfall>" or "<shortfall>:late"
+}
+
+TYPE: Final = FIELDS["type"]
+AMOUNT: Final = FIELDS["amount"]
+BALANCE_DELTA: Final = FIELDS["balance_delta"]
+HELD_DELTA: Final = FIELDS["held_delta"]
+BALANCE_AFTER: Final = FIELDS["balance_after"]
+ACTION: Final = FIELDS["action"]
+METADATA: Final = FIELDS["metadata"]
+HOLD: Final = FIELDS["hold"]
+EXTRA: Final = FIELDS["extra"]
+
+
+def lua_table() -> str:
+    """The fields as a Lua table literal, ``{type='t', amount='a', ...}``."""
+    return "{" + ", ".join(f"{name}='{letter}'" for name, letter in FIELDS.items()) + "}"

@@ -1,0 +1,17 @@
+-- context: what every script starts from.
+--   ARGV[1]  now_ms: the client's clock (scripts never call TIME, so tests can freeze it)
+--   ARGV[2]  the user's escaped id (due-index members are "<escaped user>:<hold id>")
+-- Replies are arrays whose first element is a status word; credits/replies.py maps
+-- every word to a result or a typed error.
+-- Credits are integers below 2^53, formatted with %d (never tostring, which goes to 1e+15).
+local NOW_MS = tonumber(ARGV[1])
+local LAZY_EXPIRE_MAX = __LAZY_EXPIRE_PER_CALL_MAX__
+local CLOSED_PURGE_MAX = __CLOSED_PURGE_PER_CALL_MAX__
+local CLOSED_RETENTION_MS = __CLOSED_HOLD_RETENTION_MS__
+local IDEMPOTENCY_TTL_MS = __IDEMPOTENCY_TTL_MS__
+local USER_TOTAL_MAX = __USER_TOTAL_MAX__
+local FAR_FUTURE_MS = USER_TOTAL_MAX
+
+local function fmt(n)
+  return string.format('%d', n)
+end

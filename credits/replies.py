@@ -1,0 +1,107 @@
+"""The one Lua→Python reply protocol: every status word, mapped once.
+
+Every script answers ``{status, value...}``. A success status (``ok``, or
+``replay`` / ``again`` for a repeated call that returns the first result) hands
+its values to the operation's parser; every refusal status maps here to the
+typed error it stands for, with the data the caller needs; any other reply is a
+:class:`~credits.errors.StoreRefusedError` (a script this client does not
+know, or damaged data), never a crash in parsing.
+
+``tests/test_replies.py`` reads every ``credits/lua/*.lua`` and fails if a
+script can answer a status word that is not in :data:`STATUSES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from credits import limits
+from credits.errors import (
+    BalanceVerificationError,
+    CreditsError,
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    LimitExceededError,
+    ReservationClosedError,
+    ReservationNotFoundError,
+    StoreRefusedError,
+)
+
+Reply = Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What an error needs that the script does not send back."""
+
+    operation: str
+    subject: str = ""  # the user id, or the reservation id for hold operations
+    amount: int = 0
+    idempotency_key: str | None = None
+
+
+# A first application, and a repeat that returns the first result.
+SUCCESS: Final = frozenset({"ok", "replay", "again"})
+# Statuses a multi-step operation answers itself by calling again (never an error).
+CONTINUE: Final = frozenset({"behind"})
+
+
+def _insufficient(ctx: Context, reply: Reply) -> CreditsError:
+    return InsufficientCreditsError(required=ctx.amount, available=int(reply[1]))
+
+
+def _conflict(ctx: Context, reply: Reply) -> CreditsError:
+    return IdempotencyConflictError(ctx.idempotency_key or "")
+
+
+def _overflow(ctx: Context, reply: Reply) -> CreditsError:
+    return LimitExceededError(
+        "balance_total", limits.USER_TOTAL_MAX, used=int(reply[1]), requested=ctx.amount
+    )
+
+
+def _too_many_holds(ctx: Context, reply: Reply) -> CreditsError:
+    return LimitExceededError(
+        "open_holds", limits.OPEN_HOLDS_PER_USER_MAX, used=int(reply[1]), requested=1
+    )
+
+
+def _not_found(ctx: Context, reply: Reply) -> CreditsError:
+    return ReservationNotFoundError(ctx.subject)
+
+
+def _closed(ctx: Context, reply: Reply) -> CreditsError:
+    return ReservationClosedError(ctx.subject, str(reply[1]), ctx.operation)
+
+
+def _impossible(ctx: Context, reply: Reply) -> CreditsError:
+    return BalanceVerificationError(
+        f"the log of {ctx.subject!r} sums to balance {reply[1]}, held {reply[2]}: "
+        "impossible, so nothing was rebuilt"
+    )
+
+
+REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
+    "insufficient": _insufficient,
+    "conflict": _conflict,
+    "overflow": _overflow,
+    "too_many_holds": _too_many_holds,
+    "not_found": _not_found,
+    "closed": _closed,
+    "impossible": _impossible,
+}
+
+STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()
+
+
+def check(reply: Reply, ctx: Context, *, accept: frozenset[str] = SUCCESS) -> Reply:
+    """``reply`` when its status is in ``accept``; else raise the error the status stands for."""
+    status = reply[0] if isinstance(reply, list | tuple) and reply else None
+    if status in accept:
+        return reply
+    refusal = REFUSALS.get(status) if isinstance(status, str) else None
+    if refusal is not None:
+        raise refusal(ctx, reply)
+    raise StoreRefusedError(f"unexpected reply from the {ctx.operation} script: {reply!r}")
