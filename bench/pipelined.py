@@ -2,8 +2,8 @@
 
 The harness needs users with a million events and a million open holds in
 seconds, written by the ledger's own scripts so their format and memory are
-the real ones. Every operation in :mod:`credits.core` is a generator of Redis
-calls (:mod:`credits.steps`), so many of them can advance together: each round
+the real ones. Every operation in :mod:`credits.ledger` is a generator of Redis
+calls (:mod:`credits.protocol`), so many of them can advance together: each round
 sends the next call of every unfinished operation in one pipeline and feeds
 each its reply. Errors are thrown into the operation exactly as the clients do
 (NOSCRIPT becomes an EVAL retry), so nothing here knows the script format.
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from credits.steps import Command, Steps
+from credits.protocol import Command, Steps
 from credits.transport import translate
 
 T = TypeVar("T")

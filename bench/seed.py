@@ -21,11 +21,11 @@ import redis
 
 from bench.pipelined import run_pipelined
 from bench.redis_info import newest_entry
-from credits import core
+from credits import ledger
 from credits.keys import user_keys
 from credits.models import Reservation
-from credits.reservations import steps as holds
-from credits.steps import Steps
+from credits.protocol import Steps
+from credits.reservations import holds
 
 EVENT_SPACING_MS = 1000  # one event a second: a busy user, not a burst in one millisecond
 DEDUCT_AMOUNT = 10
@@ -40,7 +40,8 @@ def grant(
     client: redis.Redis, user_ids: list[str], now_ms: int, credits: int = GRANT_CREDITS
 ) -> None:
     """Initialize every user with ``credits`` (one event each)."""
-    run_pipelined(client, (core.initialize_user(now_ms, user, credits, None) for user in user_ids))
+    steps = (ledger.initialize_user(now_ms, user, credits, None) for user in user_ids)
+    run_pipelined(client, steps)
 
 
 def real_deducts(client: redis.Redis, user_id: str, count: int, start_ms: int) -> int:
@@ -48,7 +49,9 @@ def real_deducts(client: redis.Redis, user_id: str, count: int, start_ms: int) -
     run_pipelined(
         client,
         (
-            core.deduct(start_ms + i * EVENT_SPACING_MS, user_id, DEDUCT_AMOUNT, ACTION, None, None)
+            ledger.deduct(
+                start_ms + i * EVENT_SPACING_MS, user_id, DEDUCT_AMOUNT, ACTION, None, None
+            )
             for i in range(count)
         ),
     )

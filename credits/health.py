@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from credits.errors import TransactionError
-from credits.steps import Command, Steps
+from credits.errors import StoreRefusedError
+from credits.protocol import Command, Steps
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def store_warnings() -> Steps[list[str]]:
             (yield Command(("CONFIG", "GET", "maxmemory-policy"), every_node=True))
         )
         persistence = _per_node((yield Command(("CONFIG", "GET", "appendonly"), every_node=True)))
-    except TransactionError as refused:
+    except StoreRefusedError as refused:
         # The store answered but would not show its configuration.
         return [f"could not read the server configuration ({refused}); check eviction by hand"]
     warnings: list[str] = []

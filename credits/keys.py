@@ -72,6 +72,15 @@ class UserKeys:
     def idempotency(self, key: str) -> str:
         return f"{self.account}:idem:{key}"
 
+    def script_call(
+        self, now_ms: int, idempotency_key: str | None = None
+    ) -> tuple[list[str], list[str | int]]:
+        """The KEYS and leading ARGV of every per-user script (``lua/include/account.lua``)."""
+        keys = self.script_keys()
+        if idempotency_key is not None:
+            keys.append(self.idempotency(idempotency_key))
+        return keys, [now_ms, self.escaped]
+
 
 @lru_cache(maxsize=USER_KEYS_CACHED_MAX)
 def user_keys(user_id: str) -> UserKeys:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from credits import limits
-from credits.core import rebuild_balance, verify_balance
 from credits.errors import InvalidInputError
 from credits.keys import unescape_user_id, users_key
-from credits.steps import Batch, Command, Steps, batch_values
+from credits.ledger import rebuild_balance, verify_balance
+from credits.protocol import Batch, Command, Steps, batch_values
 from credits.validation import check_limit
 
 INVALID_USERS_REPORTED_MAX = 100

@@ -1,9 +1,11 @@
-"""Carrying :mod:`credits.steps` over redis-py, blocking or asyncio.
+"""Where transport happens: carrying :mod:`credits.protocol` over redis-py.
 
-The two drivers are the only code that differs between the clients. Errors
-from redis-py become credits errors here, with the cause chained:
-connection loss and timeouts are :class:`StoreUnavailableError` (retryable),
-anything else the server refused is :class:`TransactionError`.
+The executors (one call to Redis, blocking or asyncio, single server or
+Cluster) and the drivers (run an operation's steps to the end) are the only
+code that differs between the two clients. Errors from redis-py become credits
+errors here, with the cause chained: connection loss and timeouts are
+:class:`StoreUnavailableError` (outcome unknown, retryable with the same key),
+anything else the server refused is :class:`StoreRefusedError` (nothing applied).
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis import exceptions as redis_errors
 
-from credits.errors import StoreUnavailableError, TransactionError
-from credits.steps import Call, ScriptMissing, Steps
+from credits.errors import StoreRefusedError, StoreUnavailableError
+from credits.protocol import Call, Command, ScriptMissing, Steps
 
 T = TypeVar("T")
 
@@ -56,7 +62,7 @@ def translate(exc: BaseException) -> BaseException:
     if unavailable or _cluster_unreachable(exc):
         error = StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}: {exc}")
     else:
-        error = TransactionError(f"Redis refused the call: {type(exc).__name__}: {exc}")
+        error = StoreRefusedError(f"Redis refused the call: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
 
@@ -105,3 +111,40 @@ async def drive_async(steps: Steps[T], execute: Callable[[Call], Awaitable[Any]]
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+BlockingRedis = redis.Redis | redis.cluster.RedisCluster
+AsyncRedis = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+
+def blocking_executor(client: BlockingRedis) -> Callable[[Call], Any]:
+    """One Call over a blocking client: a Command's reply, or a Batch's list of replies."""
+
+    def execute(call: Call) -> Any:
+        if isinstance(call, Command):
+            if call.every_node and isinstance(client, redis.cluster.RedisCluster):
+                nodes = client.get_nodes()  # type: ignore[no-untyped-call]
+                return client.execute_command(*call.args, target_nodes=nodes)  # type: ignore[no-untyped-call]
+            return client.execute_command(*call.args)  # type: ignore[no-untyped-call]
+        pipe = client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command.args)
+        return translate_replies(pipe.execute(raise_on_error=False))
+
+    return execute
+
+
+def async_executor(client: AsyncRedis) -> Callable[[Call], Awaitable[Any]]:
+    """One Call over an asyncio client (see :func:`blocking_executor`)."""
+
+    async def execute(call: Call) -> Any:
+        if isinstance(call, Command):
+            if call.every_node and isinstance(client, redis.asyncio.cluster.RedisCluster):
+                return await client.execute_command(*call.args, target_nodes=client.get_nodes())
+            return await client.execute_command(*call.args)
+        pipe = client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command.args)
+        return translate_replies(await pipe.execute(raise_on_error=False))
+
+    return execute

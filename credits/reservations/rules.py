@@ -1,4 +1,4 @@
-"""The settle rules of SPEC as a pure function.
+"""The settle rules (docs/CONTRACT.md, "Settle") as a pure function.
 
 ``settle.lua`` applies these rules inside Redis; this is the same arithmetic in
 Python, the reference the tests (and the stateful model) check the script

@@ -11,10 +11,10 @@ with nothing due are never touched.
 
 from __future__ import annotations
 
-from credits import limits
+from credits import limits, replies
 from credits.keys import due_key, due_member_parts, user_keys
+from credits.protocol import Arg, Batch, Command, Steps, batch_values, run_scripts
 from credits.scripts import script
-from credits.steps import Arg, Batch, Command, Steps, batch_values, run_scripts
 from credits.validation import check_limit
 
 
@@ -77,8 +77,9 @@ def expire_reservations(
         if calls:
             # One pipeline for the round: the server closes holds of one bucket
             # while the client is still sending the next bucket's call.
+            context = replies.Context("sweep")
             for reply in batch_values((yield from run_scripts(script("sweep"), calls))):
-                expired += int(reply[0])
+                expired += int(replies.check(reply, context)[1])
         if not still_full:
             break
         pending = still_full
