@@ -10,6 +10,24 @@ against.
 from credits.aio import AsyncCredits
 from credits.client import Credits
 
+# Errors (also in credits.errors)
+from credits.errors import (
+    BalanceVerificationError,
+    CreditsError,
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    LimitExceededError,
+    LotNotFoundError,
+    PricingConfigError,
+    RefusedError,
+    ReservationClosedError,
+    ReservationNotFoundError,
+    StoreRefusedError,
+    StoreUnavailableError,
+    TransactionError,
+)
+
 # Models
 from credits.models import (
     Account,
@@ -22,7 +40,7 @@ from credits.models import (
 )
 
 # Pricing
-from credits.pricing import FIXED_PRICING, PRICING_CONFIG, PricingEngine
+from credits.pricing import FIXED_PRICING, PRICING_CONFIG, PricingEngine, PricingRule
 
 __all__ = [
     "FIXED_PRICING",
@@ -30,11 +48,26 @@ __all__ = [
     "Account",
     "AsyncCredits",
     "BalanceVerification",
+    "BalanceVerificationError",
     "BulkItem",
     "Credits",
+    "CreditsError",
+    "IdempotencyConflictError",
+    "InsufficientCreditsError",
+    "InvalidInputError",
+    "LimitExceededError",
+    "LotNotFoundError",
+    "PricingConfigError",
     "PricingEngine",
+    "PricingRule",
+    "RefusedError",
     "Reservation",
+    "ReservationClosedError",
+    "ReservationNotFoundError",
     "Settlement",
+    "StoreRefusedError",
+    "StoreUnavailableError",
     "Transaction",
+    "TransactionError",
     "TxResult",
 ]

@@ -1,7 +1,8 @@
 """Construction shared by :class:`~credits.client.Credits` and :class:`~credits.aio.AsyncCredits`.
 
 The two clients differ only in how they carry calls to Redis; how they are
-configured (URL, token, cluster, clock, environment, embedded server) is here.
+configured (:meth:`ClientOptions.resolve`) and what they can do
+(:class:`~credits.operations.Operations`) is here and in those modules.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Self
 
-from credits.connection import SOCKET_TIMEOUT_S_DEFAULT, ClientOptions, Clock
+from credits.connection import ClientOptions, Clock
+from credits.operations import Operations
+from credits.pricing import PricingEngine
 from credits.settings import CreditsSettings
 
 
@@ -19,41 +22,50 @@ class ClientBase:
         url: str | None = None,
         token: str | None = None,
         *,
-        default_credits: int = 100,
-        cluster: bool = False,
+        default_credits: int | None = None,
+        cluster: bool | None = None,
         clock: Clock | None = None,
-        socket_timeout: float = SOCKET_TIMEOUT_S_DEFAULT,
+        socket_timeout: float | None = None,
+        pricing: PricingEngine | None = None,
+        settings: CreditsSettings | None = None,
     ) -> None:
-        """``url`` is ``redis://``, ``rediss://`` or an Upstash ``https://`` URL, with
-        ``token`` as its password; ``None`` reads ``CREDITS_REDIS_URL``. ``clock``
-        returns Unix seconds and is read once per operation; every script gets
-        the time from it, so tests can freeze or advance it.
+        """A client of the ledger.
+
+        ``url`` is ``redis://``, ``rediss://`` or an Upstash ``https://`` URL,
+        with ``token`` as its password. Every argument left out comes from its
+        ``CREDITS_*`` setting (``settings``, or the environment): ``url`` from
+        ``CREDITS_REDIS_URL``, ``default_credits`` (100), ``cluster``,
+        ``socket_timeout`` (seconds, 5) and ``pricing`` (``CREDITS_PRICING``).
+        ``clock`` returns Unix seconds and is read once per operation.
         """
-        self._options = ClientOptions.build(
+        self._options = ClientOptions.resolve(
             url,
             token,
             default_credits=default_credits,
             cluster=cluster,
             clock=clock,
-            socket_timeout_s=socket_timeout,
+            socket_timeout=socket_timeout,
+            pricing=pricing,
+            settings=settings,
         )
+        self._operations = Operations(self._options)
         self._connect()
 
     def _connect(self) -> None:
         raise NotImplementedError
 
+    @property
+    def options(self) -> ClientOptions:
+        """What this client was configured with (its URL, clock, pricing ...)."""
+        return self._options
+
     @classmethod
     def from_env(cls, *, clock: Clock | None = None) -> Self:
-        """A client configured from ``CREDITS_*`` (or the seed's ``UPSTASH_*``) variables."""
-        settings = CreditsSettings()
-        token = settings.redis_token.get_secret_value() if settings.redis_token else None
-        return cls(
-            settings.redis_url,
-            token,
-            default_credits=settings.default_credits,
-            cluster=settings.redis_cluster,
-            clock=clock,
-        )
+        """A client configured from ``CREDITS_*`` (or the seed's ``UPSTASH_*``) variables.
+
+        The same client as ``cls()``: both read every setting.
+        """
+        return cls(clock=clock)
 
     @classmethod
     def embedded(cls, data_dir: str | Path | None = None, **kwargs: Any) -> Self:
@@ -69,6 +81,3 @@ class ClientBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._options.describe()})"
-
-    def _now_ms(self) -> int:
-        return self._options.now_ms()

@@ -1,4 +1,10 @@
-"""What both clients share before any I/O: configuration, the clock, connecting.
+"""A client's options, from settings and arguments by one path, and its connections.
+
+``Credits(...)``, ``AsyncCredits(...)`` and ``Credits.from_env()`` all come
+through :meth:`ClientOptions.resolve`: each option is the argument when one is
+given, else its ``CREDITS_*`` setting, else the setting's default. The one
+exception is the token: a token read from the environment belongs to the URL
+read from the environment, and is never sent to a URL passed in code.
 
 redis-py retries a command after a connection error by default. For a ledger
 that is unsafe: a script that ran but whose reply was lost would run twice.
@@ -26,12 +32,11 @@ from redis.retry import Retry
 
 from credits.errors import InvalidInputError
 from credits.limits import AMOUNT_MAX
+from credits.pricing import PricingEngine, load_pricing
 from credits.settings import CreditsSettings, redact_url, resolve_redis_url
-from credits.steps import Batch, Call, Command
-from credits.transport import TRANSLATED, translate, translate_replies
+from credits.transport import TRANSLATED, AsyncRedis, BlockingRedis, translate
 
 Clock = Callable[[], float]
-SOCKET_TIMEOUT_S_DEFAULT = 5.0
 
 
 def _system_clock() -> float:
@@ -41,50 +46,59 @@ def _system_clock() -> float:
 
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
+    """Everything a client is configured with, checked once."""
+
     url: str
     default_credits: int
     cluster: bool
     clock: Clock
     socket_timeout_s: float
+    pricing: PricingEngine
 
     @classmethod
-    def build(
+    def resolve(
         cls,
-        url: str | None,
-        token: str | None,
+        url: str | None = None,
+        token: str | None = None,
         *,
-        default_credits: int,
-        cluster: bool,
-        clock: Clock | None,
-        socket_timeout_s: float,
+        default_credits: int | None = None,
+        cluster: bool | None = None,
+        clock: Clock | None = None,
+        socket_timeout: float | None = None,
+        pricing: PricingEngine | None = None,
+        settings: CreditsSettings | None = None,
     ) -> ClientOptions:
+        """The options: each argument given, else its setting (``settings`` or the environment)."""
+        settings = settings if settings is not None else CreditsSettings()
         if url is None:
-            settings = CreditsSettings()
             url = settings.redis_url
-            if token is None and settings.redis_token is not None:
-                token = settings.redis_token.get_secret_value()
+            token = token if token is not None else settings.token()
         if not url:
             raise InvalidInputError(
                 "no Redis configured: pass url=, set CREDITS_REDIS_URL, "
                 "or use Credits.embedded() for a local redis-server"
             )
-        if (
-            isinstance(default_credits, bool)
-            or not isinstance(default_credits, int)
-            or default_credits < 0
-        ):
-            raise InvalidInputError(f"default_credits must be an int >= 0, got {default_credits!r}")
-        if clock is not None and not callable(clock):
-            raise InvalidInputError("clock must be a zero-argument callable returning Unix seconds")
         if not isinstance(url, str) or not (token is None or isinstance(token, str)):
             raise InvalidInputError("url and token must be strings")
+        grant = settings.default_credits if default_credits is None else default_credits
+        if isinstance(grant, bool) or not isinstance(grant, int) or not 0 <= grant <= AMOUNT_MAX:
+            raise InvalidInputError(
+                f"default_credits must be an int in [0, {AMOUNT_MAX}], got {grant!r}"
+            )
+        if clock is not None and not callable(clock):
+            raise InvalidInputError("clock must be a zero-argument callable returning Unix seconds")
+        timeout = settings.socket_timeout_s if socket_timeout is None else socket_timeout
         if (
-            isinstance(socket_timeout_s, bool)
-            or not isinstance(socket_timeout_s, int | float)
-            or not 0 < socket_timeout_s < math.inf
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf
         ):
             raise InvalidInputError(
-                f"socket_timeout must be a number of seconds > 0, got {socket_timeout_s!r}"
+                f"socket_timeout must be a number of seconds > 0, got {timeout!r}"
+            )
+        if pricing is not None and not isinstance(pricing, PricingEngine):
+            raise InvalidInputError(
+                f"pricing must be a PricingEngine, got {type(pricing).__name__}"
             )
         try:
             resolved = resolve_redis_url(url, token)
@@ -95,10 +109,11 @@ class ClientOptions:
             raise InvalidInputError(f"malformed Redis URL: {exc}") from None
         return cls(
             url=resolved,
-            default_credits=default_credits,
-            cluster=bool(cluster),
+            default_credits=grant,
+            cluster=settings.redis_cluster if cluster is None else bool(cluster),
             clock=clock or _system_clock,
-            socket_timeout_s=socket_timeout_s,
+            socket_timeout_s=float(timeout),
+            pricing=pricing if pricing is not None else load_pricing(settings.pricing),
         )
 
     def now_ms(self) -> int:
@@ -122,7 +137,7 @@ class ClientOptions:
             "socket_connect_timeout": self.socket_timeout_s,
         }
 
-    def connect(self) -> redis.Redis | redis.cluster.RedisCluster:
+    def connect(self) -> BlockingRedis:
         if self.cluster:
             # The blocking cluster client discovers the slots as it is built.
             try:
@@ -135,45 +150,10 @@ class ClientOptions:
             self.url, retry=Retry(NoBackoff(), 0), **self._connection_kwargs()
         )
 
-    def connect_async(self) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
+    def connect_async(self) -> AsyncRedis:
         retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
         if self.cluster:
             return redis.asyncio.cluster.RedisCluster.from_url(
                 self.url, retry=retry, **self._connection_kwargs()
             )
         return redis.asyncio.Redis.from_url(self.url, retry=retry, **self._connection_kwargs())
-
-
-def blocking_executor(client: redis.Redis | redis.cluster.RedisCluster) -> Callable[[Call], Any]:
-    def execute(call: Call) -> Any:
-        if isinstance(call, Command):
-            if call.every_node and isinstance(client, redis.cluster.RedisCluster):
-                nodes = client.get_nodes()  # type: ignore[no-untyped-call]
-                return client.execute_command(*call.args, target_nodes=nodes)  # type: ignore[no-untyped-call]
-            return client.execute_command(*call.args)  # type: ignore[no-untyped-call]
-        return _run_batch(client, call)
-
-    return execute
-
-
-def _run_batch(client: redis.Redis | redis.cluster.RedisCluster, batch: Batch) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for command in batch.commands:
-        pipe.execute_command(*command.args)
-    return translate_replies(pipe.execute(raise_on_error=False))
-
-
-def async_executor(
-    client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
-) -> Callable[[Call], Any]:
-    async def execute(call: Call) -> Any:  # Batch: see _run_batch
-        if isinstance(call, Command):
-            if call.every_node and isinstance(client, redis.asyncio.cluster.RedisCluster):
-                return await client.execute_command(*call.args, target_nodes=client.get_nodes())
-            return await client.execute_command(*call.args)
-        pipe = client.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)
-        return translate_replies(await pipe.execute(raise_on_error=False))
-
-    return execute

@@ -122,3 +122,31 @@ class PricingEngine:
         if cost > AMOUNT_MAX:
             raise PricingConfigError(f"cost of {action!r} ({cost}) is over {AMOUNT_MAX}")
         return cost
+
+
+def load_pricing(spec: str | None) -> PricingEngine:
+    """The app's pricing from ``CREDITS_PRICING``: ``"package.module:NAME"``.
+
+    ``NAME`` is a :class:`PricingEngine`, or a mapping of custom rules (as
+    ``PricingEngine(custom=...)`` takes). ``None`` is the default engine. This is
+    how a worker's ``settle_reservation(usage=...)`` prices with the same rules
+    as the app that enqueued it.
+    """
+    if spec is None:
+        return PricingEngine()
+    import importlib
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise PricingConfigError(f"CREDITS_PRICING must be 'module:NAME', got {spec!r}")
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise PricingConfigError(f"cannot load CREDITS_PRICING {spec!r}: {exc}") from exc
+    if isinstance(value, PricingEngine):
+        return value
+    if isinstance(value, Mapping):
+        return PricingEngine(value)
+    raise PricingConfigError(
+        f"CREDITS_PRICING {spec!r} is a {type(value).__name__}, not a PricingEngine or a mapping"
+    )

@@ -1,5 +1,9 @@
 """Settings: the only code in credits that reads the environment.
 
+Every ``CREDITS_*`` variable is a field of :class:`CreditsSettings`, and a
+client's options come from here and nowhere else (:mod:`credits.connection`):
+``Credits()`` and ``Credits.from_env()`` are the same client.
+
 ``CREDITS_REDIS_URL`` names the store. The seed's ``UPSTASH_REDIS_URL`` and
 ``UPSTASH_REDIS_TOKEN`` work too: a token is the Redis password, and an
 Upstash ``https://HOST`` REST URL maps to its TLS Redis endpoint
@@ -18,9 +22,13 @@ from credits.errors import InvalidInputError
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 UPSTASH_TLS_PORT = 6379
+SOCKET_TIMEOUT_S_DEFAULT = 5.0
+DEFAULT_CREDITS_DEFAULT = 100
 
 
 class CreditsSettings(BaseSettings):
+    """What the ledger client reads from the environment (``CREDITS_`` prefix)."""
+
     model_config = SettingsConfigDict(env_prefix="CREDITS_", extra="ignore")
 
     redis_url: str | None = Field(
@@ -30,8 +38,20 @@ class CreditsSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("CREDITS_REDIS_TOKEN", "UPSTASH_REDIS_TOKEN")
     )
     redis_cluster: bool = False
-    default_credits: int = Field(default=100, ge=0)
+    default_credits: int = Field(default=DEFAULT_CREDITS_DEFAULT, ge=0)
+    socket_timeout_s: float = Field(default=SOCKET_TIMEOUT_S_DEFAULT, gt=0, le=3600)
+    # "package.module:NAME" of a PricingEngine or a mapping of custom rules
+    pricing: str | None = None
     data_dir: Path = Path(".credits")
+
+    def token(self) -> str | None:
+        return self.redis_token.get_secret_value() if self.redis_token else None
+
+    def store_url(self) -> str | None:
+        """The ledger's Redis URL (token applied, Upstash mapped), or None if unset."""
+        if not self.redis_url:
+            return None
+        return resolve_redis_url(self.redis_url, self.token())
 
 
 def resolve_redis_url(url: str, token: str | None = None) -> str:

@@ -10,7 +10,7 @@ from credits import Account, Transaction, TxResult
 from credits.errors import (
     IdempotencyConflictError,
     InsufficientCreditsError,
-    InvalidInputError,
+    LimitExceededError,
 )
 from credits.keys import user_keys
 from credits.limits import AMOUNT_MAX
@@ -101,8 +101,14 @@ def test_add_creates_account_and_credits(ledger, user_id, clock: Clock) -> None:
 def test_add_past_the_bound_is_refused(ledger, user_id, redis_client) -> None:
     ledger.add(user_id, AMOUNT_MAX - 5, "grant")
     before = store_snapshot(redis_client, f"*{user_id}*")
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(LimitExceededError) as refused:
         ledger.add(user_id, 6, "grant")
+    assert (refused.value.limit, refused.value.used, refused.value.requested) == (
+        "balance_total",
+        AMOUNT_MAX - 5,
+        6,
+    )
+    assert refused.value.outcome_known
     assert store_snapshot(redis_client, f"*{user_id}*") == before
     assert ledger.add(user_id, 5, "grant").balance == AMOUNT_MAX
     assert ledger.verify_balance(user_id).valid

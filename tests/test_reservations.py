@@ -13,7 +13,7 @@ from credits import Reservation, Settlement
 from credits.errors import (
     IdempotencyConflictError,
     InsufficientCreditsError,
-    InvalidInputError,
+    LimitExceededError,
     ReservationClosedError,
     ReservationNotFoundError,
 )
@@ -381,8 +381,9 @@ def test_open_holds_per_user_are_bounded(backend: Backend, user_id: str, clock: 
         client.initialize_user(user_id, 10_000)
         for _ in range(OPEN_HOLDS_PER_USER_MAX):
             client.reserve(user_id, 1, "video_generation", ttl=600)
-        with pytest.raises(InvalidInputError, match="open holds"):
+        with pytest.raises(LimitExceededError, match="open_holds") as refused:
             client.reserve(user_id, 1, "video_generation", ttl=600)
+        assert refused.value.amount == refused.value.used == OPEN_HOLDS_PER_USER_MAX
         assert client.get_account(user_id).held == OPEN_HOLDS_PER_USER_MAX
 
 

@@ -1,0 +1,214 @@
+"""Every public operation of the ledger, declared once for both clients.
+
+Each method validates nothing itself and does no I/O: it reads the clock once
+(the operation's "now") and returns the operation's steps (see
+:mod:`credits.protocol`). :class:`~credits.client.Credits` binds each one as a
+blocking method and :class:`~credits.aio.AsyncCredits` as a coroutine method,
+with this signature and this docstring, so the two clients cannot drift: there
+is no second copy to forget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from credits import ledger, limits
+from credits.connection import ClientOptions
+from credits.errors import CreditsError
+from credits.health import store_warnings
+from credits.models import (
+    Account,
+    BalanceVerification,
+    BulkItem,
+    Reservation,
+    Settlement,
+    Transaction,
+    TxResult,
+)
+from credits.protocol import Steps
+from credits.reconcile import Progress, ReconcileReport, reconcile
+from credits.reservations import holds
+from credits.reservations.sweep import expire_reservations
+
+Metadata = dict[str, Any] | None
+
+
+class Operations:
+    """The ledger's operations over one client's options; each returns its steps."""
+
+    def __init__(self, options: ClientOptions) -> None:
+        self.options = options
+
+    def _now_ms(self) -> int:
+        return self.options.now_ms()
+
+    # Ledger
+
+    def initialize_user(
+        self, user_id: str, credits: int | None = None, metadata: Metadata = None
+    ) -> Steps[TxResult]:
+        """Grant a new user ``credits`` (``default_credits`` when None), once.
+
+        A second call for the same user grants nothing and returns the first result.
+        """
+        grant = self.options.default_credits if credits is None else credits
+        return ledger.initialize_user(self._now_ms(), user_id, grant, metadata)
+
+    def deduct(
+        self,
+        user_id: str,
+        amount: int,
+        action: str,
+        metadata: Metadata = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Steps[TxResult]:
+        """Charge ``amount`` credits now, atomically.
+
+        Raises :class:`~credits.errors.InsufficientCreditsError` (and writes
+        nothing) when the balance is too low,
+        :class:`~credits.errors.IdempotencyConflictError` when the key was used
+        with other parameters.
+        """
+        return ledger.deduct(self._now_ms(), user_id, amount, action, metadata, idempotency_key)
+
+    def add(
+        self,
+        user_id: str,
+        amount: int,
+        action: str,
+        metadata: Metadata = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Steps[TxResult]:
+        """Credit ``amount`` (a purchase, grant or refund); creates the account if new.
+
+        Raises :class:`~credits.errors.LimitExceededError` when ``balance + held``
+        would pass the ledger's ceiling.
+        """
+        return ledger.add(self._now_ms(), user_id, amount, action, metadata, idempotency_key)
+
+    def add_many(self, items: Iterable[BulkItem]) -> Steps[list[TxResult | CreditsError]]:
+        """Many credits in one pipeline; see :func:`credits.ledger.move_many`.
+
+        Returns, per item and in order, its :class:`TxResult` or the
+        :class:`CreditsError` it failed with.
+        """
+        return ledger.move_many("add", self._now_ms(), items)
+
+    def deduct_many(self, items: Iterable[BulkItem]) -> Steps[list[TxResult | CreditsError]]:
+        """Many charges in one pipeline; see :func:`credits.ledger.move_many`.
+
+        Returns, per item and in order, its :class:`TxResult` or the
+        :class:`CreditsError` it failed with.
+        """
+        return ledger.move_many("deduct", self._now_ms(), items)
+
+    def get_balance(self, user_id: str) -> Steps[int]:
+        """Spendable credits (0 for an unknown user); O(1)."""
+        return ledger.get_balance(self._now_ms(), user_id)
+
+    def get_account(self, user_id: str) -> Steps[Account]:
+        """Balance, held and creation time (zeros and None for an unknown user)."""
+        return ledger.get_account(self._now_ms(), user_id)
+
+    def get_transactions(
+        self,
+        user_id: str,
+        *,
+        limit: int = limits.TRANSACTIONS_LIMIT_DEFAULT,
+        start_time: int | None = None,
+        end_time: int | None = None,
+    ) -> Steps[list[Transaction]]:
+        """Newest first; times are Unix ms, inclusive; O(log N + limit)."""
+        return ledger.get_transactions(user_id, limit, start_time, end_time)
+
+    def verify_balance(self, user_id: str) -> Steps[BalanceVerification]:
+        """Compare the cached balance with the sum of the log; changes nothing."""
+        return ledger.verify_balance(self._now_ms(), user_id)
+
+    def rebuild_balance(self, user_id: str) -> Steps[int]:
+        """Set the cached balance from the log without losing a racing write.
+
+        Raises :class:`~credits.errors.BalanceVerificationError` (and changes
+        nothing) when the log sums to an impossible state.
+        """
+        return ledger.rebuild_balance(self._now_ms(), user_id)
+
+    # Reservations
+
+    def reserve(
+        self,
+        user_id: str,
+        amount: int,
+        action: str,
+        *,
+        ttl: int | timedelta,
+        metadata: Metadata = None,
+        idempotency_key: str | None = None,
+    ) -> Steps[Reservation]:
+        """Hold ``amount`` credits for ``ttl`` (whole seconds or a timedelta, 1 s to 30 days).
+
+        Raises :class:`~credits.errors.InsufficientCreditsError` and writes
+        nothing when the balance is too low,
+        :class:`~credits.errors.LimitExceededError` when the user has the most
+        open holds allowed.
+        """
+        now_ms = self._now_ms()
+        return holds.reserve(now_ms, user_id, amount, action, ttl, metadata, idempotency_key)
+
+    def settle(
+        self, reservation_id: str, actual_amount: int, metadata: Metadata = None
+    ) -> Steps[Settlement]:
+        """Charge the actual cost of a held job, once (overage and late rules: docs/CONTRACT.md).
+
+        A second settle returns the first :class:`Settlement`; a released hold
+        raises :class:`~credits.errors.ReservationClosedError`.
+        """
+        return holds.settle(self._now_ms(), reservation_id, actual_amount, metadata)
+
+    def release(self, reservation_id: str, reason: str | None = None) -> Steps[Settlement]:
+        """Close a hold without charging; all of it returns to the balance."""
+        return holds.release(self._now_ms(), reservation_id, reason)
+
+    def extend(self, reservation_id: str, ttl: int | timedelta) -> Steps[Reservation]:
+        """Push the expiry of an open hold to ``now + ttl`` (never earlier than it was)."""
+        return holds.extend(self._now_ms(), reservation_id, ttl)
+
+    def get_reservation(self, reservation_id: str) -> Steps[Reservation]:
+        """One hold, open or closed within the retention; ``ReservationNotFoundError`` else."""
+        return holds.get_reservation(self._now_ms(), reservation_id)
+
+    def list_reservations(
+        self,
+        user_id: str,
+        status: str | None = None,
+        *,
+        limit: int = limits.RESERVATIONS_LIST_LIMIT_MAX,
+    ) -> Steps[list[Reservation]]:
+        """Open holds soonest-expiring first, then closed ones most recently closed first."""
+        return holds.list_reservations(self._now_ms(), user_id, status, limit)
+
+    # Upkeep (what the Celery beat runs)
+
+    def expire_reservations(
+        self, *, batch_size: int = limits.SWEEP_BATCH_HOLDS_DEFAULT
+    ) -> Steps[int]:
+        """Close every hold whose expiry has passed; returns how many."""
+        return expire_reservations(self._now_ms(), batch_size)
+
+    def reconcile(
+        self,
+        *,
+        fix: bool = False,
+        batch_size: int = limits.RECONCILE_BATCH_USERS_DEFAULT,
+        progress: Progress | None = None,
+    ) -> Steps[ReconcileReport]:
+        """Verify every user; with ``fix``, rebuild those whose cache differs from the log."""
+        return reconcile(self._now_ms, fix=fix, batch_size=batch_size, progress=progress)
+
+    def check_store(self) -> Steps[list[str]]:
+        """Warnings about the server's eviction and persistence settings (empty: fit for money)."""
+        return store_warnings()
