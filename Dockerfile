@@ -3,9 +3,10 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md celeryconfig.py ./
+COPY pyproject.toml README.md ./
 COPY credits ./credits
-RUN pip install --no-cache-dir . \
+# The worker and Flower extras only: compose runs its own Redis, so no embedded redis-server.
+RUN pip install --no-cache-dir ".[worker,flower]" \
     && useradd --create-home --uid 10001 credits
 # Celery refuses to be comfortable as root; so do we.
 USER credits

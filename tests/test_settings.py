@@ -74,3 +74,49 @@ def test_no_url_anywhere_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_default_credits(value: object, redis_url: str) -> None:
     with pytest.raises(InvalidInputError):
         Credits(redis_url, default_credits=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("visibility_timeout_s", "hard_s", "soft_s", "backoff_s"),
+    [(60, 30, 20, 30), (10, 5, 10 / 3, 5), (3, 1.5, 1, 1)],
+)
+def test_worker_numbers_are_derived_from_the_visibility_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+    visibility_timeout_s: int,
+    hard_s: float,
+    soft_s: float,
+    backoff_s: int,
+) -> None:
+    """A late-acked task must end, or stop waiting, before the broker hands it out again."""
+    from credits.tasks.settings import WorkerSettings
+
+    monkeypatch.setenv("CREDITS_BROKER_VISIBILITY_TIMEOUT_S", str(visibility_timeout_s))
+    settings = WorkerSettings()
+    assert settings.money_time_limit_s == pytest.approx(hard_s)
+    assert settings.money_soft_time_limit_s == pytest.approx(soft_s)
+    assert settings.retry_backoff_max_s == backoff_s
+    assert settings.money_soft_time_limit_s < settings.money_time_limit_s < visibility_timeout_s
+    assert settings.retry_backoff_max_s < visibility_timeout_s
+
+
+def test_a_visibility_timeout_too_short_to_derive_from_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from credits.tasks.settings import WorkerSettings
+
+    monkeypatch.setenv("CREDITS_BROKER_VISIBILITY_TIMEOUT_S", "1")
+    with pytest.raises(ValidationError, match=r"broker_visibility_timeout_s"):
+        WorkerSettings()
+
+
+def test_pricing_names_an_engine_or_rules_or_is_refused() -> None:
+    from credits.errors import PricingConfigError
+    from credits.pricing import load_pricing
+
+    assert load_pricing(None).calculate_cost("video_generation", 2) == 20
+    assert load_pricing("credits.pricing:FIXED_PRICING").calculate_cost("chat_message") == 10
+    for bad in ("credits.pricing", "no_such_module:X", "credits.pricing:NOPE", "credits:Credits"):
+        with pytest.raises(PricingConfigError):
+            load_pricing(bad)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workers import REPO_ROOT, clean_env, wait_for
+from worker_rig import REPO_ROOT, clean_env
 
 from credits import Credits
 from credits.errors import (
@@ -34,6 +34,7 @@ from credits.tasks import (
     settle_reservation,
 )
 from credits.tasks.outbox import OUTBOX_KEY
+from credits.waiting import wait_until
 
 RESULT_TIMEOUT_S = 30.0
 HOLD_TTL_S = 600
@@ -105,6 +106,33 @@ def test_usage_is_priced_in_the_unit_of_the_holds_action(
     settle = next(tx for tx in client.get_transactions(user_id) if tx.reservation_id == video.id
                   and tx.type == "settle")  # fmt: skip
     assert settle.metadata == {"usage": 12.5, "usage_unit": "second", "provider": "veo"}
+
+
+def test_usage_is_priced_with_the_apps_configured_pricing(
+    tasks_app, workers, client, user_id
+) -> None:
+    """CREDITS_PRICING names the app's rules; the worker prices usage with them, not defaults."""
+    client.initialize_user(user_id, 5000)
+    video = client.reserve(user_id, 300, "video_generation", ttl=HOLD_TTL_S)
+    ocr = client.reserve(user_id, 100, "document_ocr", ttl=HOLD_TTL_S)
+    worker = workers.start(
+        env={
+            "CREDITS_PRICING": "support.custom_pricing:PRICING",
+            "PYTHONPATH": str(REPO_ROOT / "tests"),
+        }
+    )
+
+    video_result = settle_reservation.apply_async(
+        (video.id,), {"usage": 12.5}, queue=worker.queue
+    ).get(timeout=RESULT_TIMEOUT_S)
+    ocr_result = settle_reservation.apply_async((ocr.id,), {"usage": 7}, queue=worker.queue).get(
+        timeout=RESULT_TIMEOUT_S
+    )
+
+    assert video_result["charged"] == 50  # 12.5 s x 4, the app's rate
+    assert ocr_result["charged"] == 21  # an action only the app's rules know
+    settle = next(tx for tx in client.get_transactions(user_id) if tx.reservation_id == ocr.id)
+    assert settle.metadata == {"usage": 7, "usage_unit": "page"}
 
 
 def test_usage_over_the_hold_settles_with_overage(tasks_app, workers, client, user_id) -> None:
@@ -192,7 +220,7 @@ def test_store_outage_is_retried_with_backoff_until_it_returns(
         store.stop()
 
         result = settle_reservation.apply_async((hold.id, 70), queue=worker.queue)
-        wait_for(lambda: result.state == "RETRY", timeout_s=RESULT_TIMEOUT_S, what="a retry")
+        wait_until(lambda: result.state == "RETRY", timeout_s=RESULT_TIMEOUT_S, what="a retry")
         store.start()  # same port, same AOF
 
         assert result.get(timeout=RESULT_TIMEOUT_S)["charged"] == 70
@@ -273,7 +301,7 @@ def test_worker_sigkilled_mid_batch_loses_none_and_doubles_none(
     def settled() -> int:
         return HOLDS - client.get_account(user_id).held // HELD_EACH
 
-    wait_for(lambda: settled() >= KILL_AFTER_SETTLED, timeout_s=RESULT_TIMEOUT_S, what="settles")
+    wait_until(lambda: settled() >= KILL_AFTER_SETTLED, timeout_s=RESULT_TIMEOUT_S, what="settles")
     first.kill()  # SIGKILL to the whole process group: main process and pool
     at_kill = settled()
     assert at_kill < HOLDS, "the worker finished before it could be killed; nothing was tested"
@@ -332,7 +360,7 @@ def test_a_message_the_broker_lost_is_sent_again_from_the_outbox(
 
     assert result.get(timeout=RESULT_TIMEOUT_S)["charged"] == 60
     assert client.get_account(user_id).balance == 940
-    wait_for(
+    wait_until(
         lambda: not client.redis.hexists(OUTBOX_KEY, result.id),
         timeout_s=RESULT_TIMEOUT_S,
         what="the outbox record to be cleared",

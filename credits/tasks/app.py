@@ -1,4 +1,4 @@
-"""The Celery app of credits, configured from ``celeryconfig.py``.
+"""The Celery app of credits, configured from :mod:`credits.tasks.celeryconfig`.
 
 Nothing here connects to anything at import: the ledger client is made lazily
 in each worker process (:mod:`credits.tasks.runtime`), and a worker or beat
@@ -8,21 +8,20 @@ variables to set, instead of retrying ``amqp://localhost`` forever.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any, ClassVar, Final
 
-import redis
 from celery import Celery, Task, states
 from celery.exceptions import ImproperlyConfigured
 from celery.signals import beat_init, celeryd_init, worker_ready
 
+from credits.errors import StoreUnavailableError
 from credits.tasks import outbox
 from credits.tasks.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
-CONFIG_MODULE = "celeryconfig"
+CONFIG_MODULE = "credits.tasks.celeryconfig"
 NO_BROKER = (
     "credits: no Celery broker configured. Set CREDITS_REDIS_URL (the ledger's Redis, "
     "also used as broker and result backend), or CELERY_BROKER_URL and "
@@ -32,9 +31,6 @@ NO_STORE = (
     "credits: the worker has a broker but no ledger store. Set CREDITS_REDIS_URL "
     "(or UPSTASH_REDIS_URL and UPSTASH_REDIS_TOKEN)."
 )
-# Eviction would silently drop balances; Redis must refuse writes when full instead.
-SAFE_MAXMEMORY_POLICIES = frozenset({"noeviction"})
-STORE_CHECK_TIMEOUT_S = 5.0
 FINAL_STATES: Final = frozenset({states.SUCCESS, states.FAILURE})
 
 
@@ -102,27 +98,18 @@ def _refuse_beat_without_broker(**_: Any) -> None:
 
 @worker_ready.connect
 def _check_store_keeps_money(**_: Any) -> None:
-    """Log an error when the store may evict keys (after redbeat's ``checks.py``).
+    """Log every warning of :meth:`Credits.check_store` (eviction, persistence) as an error.
 
-    Managed services often forbid CONFIG; then we cannot tell, and say so at debug level.
+    The same check as the client's, so the worker and ``credits`` never
+    disagree about whether a store is fit for money. An unreachable store is
+    logged and left to the tasks' retries.
     """
-    url = WorkerSettings().store_url()
-    if not url:
+    from credits.tasks.runtime import ledger
+
+    try:
+        warnings = ledger().check_store()
+    except StoreUnavailableError as exc:
+        logger.error("cannot check the ledger store: %s", exc)
         return
-    client = redis.Redis.from_url(
-        url, socket_timeout=STORE_CHECK_TIMEOUT_S, socket_connect_timeout=STORE_CHECK_TIMEOUT_S
-    )
-    with contextlib.closing(client):
-        try:
-            policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
-        except redis.RedisError as exc:
-            logger.debug("cannot read maxmemory-policy of the ledger store: %s", exc)
-            return
-    if isinstance(policy, bytes):
-        policy = policy.decode()
-    if policy is not None and policy not in SAFE_MAXMEMORY_POLICIES:
-        logger.error(
-            "the ledger store has maxmemory-policy %r: Redis may evict balances when full; "
-            "set it to 'noeviction'",
-            policy,
-        )
+    for warning in warnings:
+        logger.error("the ledger store may lose money: %s", warning)

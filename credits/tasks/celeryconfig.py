@@ -1,11 +1,15 @@
 """Celery configuration of credits (``credits.tasks.app`` loads this module).
 
+It lives inside the package, not as a top-level ``celeryconfig`` module:
+that is Celery's default config name, so a top-level one would shadow, or be
+shadowed by, another app's.
+
 Every value comes from :class:`credits.tasks.settings.WorkerSettings`, so the
 environment is read in one place. Run the parts with::
 
     celery -A credits.tasks worker -l info          # the workers (as many as you like)
     celery -A credits.tasks beat -l info            # the schedule: exactly ONE of these
-    python -m credits.flower --port=5555            # Flower, /metrics behind FLOWER_BASIC_AUTH
+    python -m credits.tasks.flower --port=5555      # Flower, /metrics behind FLOWER_BASIC_AUTH
 
 or all of them at once, with an embedded Redis, with ``credits up``.
 
@@ -20,14 +24,15 @@ Decisions (also in the README):
 * Visibility timeout (``CREDITS_BROKER_VISIBILITY_TIMEOUT_S``, 60 s): with the
   Redis transport, a task taken by a worker that is then killed outright
   (SIGKILL, OOM, lost host) stays in the ``unacked`` hash until this timeout
-  passes; then any live worker puts it back on the queue. SPEC asks for
-  redelivery within two minutes: 60 s plus a restore pass every 5 s does it.
+  passes; then any live worker puts it back on the queue. The contract asks
+  for redelivery within two minutes: 60 s plus a restore pass every 5 s does it.
   The price of a short timeout: a task still held by a live worker after 60 s
   is delivered a second time. So everything that acknowledges late must finish,
-  or wait, for less than that: money tasks take milliseconds and are killed at
-  ``task_time_limit`` (30 s); retry countdowns stop at ``retry_backoff_max``
-  (30 s). Do not ``apply_async(countdown=...)`` past the timeout: it still runs,
-  just more than once (harmless here, wasteful anywhere).
+  or wait, for less than that, and those numbers are derived from the timeout
+  (``credits.tasks.settings``): money tasks take milliseconds and are killed at
+  half of it (30 s); retry countdowns stop at half of it (30 s). Do not
+  ``apply_async(countdown=...)`` past the timeout: it still runs, just more
+  than once (harmless here, wasteful anywhere).
 * The visibility timeout has a gap: kombu takes a message off the queue
   (BRPOP) and records it as unacked in a second command, so a worker killed
   between the two loses it (celery/kombu#305). Settle and release therefore
@@ -104,9 +109,9 @@ task_acks_on_timeout = True
 worker_prefetch_multiplier = 1
 # On a lost broker connection, stop running late-ack tasks: they come back anyway.
 worker_cancel_long_running_tasks_on_connection_loss = True
-# Seconds; money tasks take milliseconds. Kept under the visibility timeout.
-task_soft_time_limit = 20
-task_time_limit = 30
+# Seconds; money tasks take milliseconds. Derived from the visibility timeout.
+task_soft_time_limit = _settings.money_soft_time_limit_s
+task_time_limit = _settings.money_time_limit_s
 
 # ---------------------------------------------------------------- Flower
 
@@ -129,6 +134,9 @@ beat_schedule = {
         "options": {"expires": _settings.reconcile_interval_s},
     },
 }
+# beat's own schedule file goes to the data dir (`celery beat` would drop it in the cwd).
+beat_scheduler = "credits.tasks.beat:DataDirScheduler"
+beat_schedule_filename = str(_settings.beat_schedule_path())
 # Seconds beat may sleep; also paces RedBeat's lock refresh.
 beat_max_loop_interval = 30
 

@@ -15,36 +15,32 @@ import logging
 from typing import Any, Final
 
 from credits.errors import (
-    IdempotencyConflictError,
-    InsufficientCreditsError,
     InvalidInputError,
     PricingConfigError,
-    ReservationClosedError,
-    ReservationNotFoundError,
+    RefusedError,
     StoreUnavailableError,
 )
-from credits.pricing import PricingEngine
 from credits.tasks.app import app
 from credits.tasks.runtime import ledger
+from credits.tasks.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
 # Errors that say "this request is wrong", not "try later": never retried, and
-# logged by the worker without a traceback (Celery's `throws`).
+# logged by the worker without a traceback (Celery's `throws`). Every one of
+# them means nothing was applied (CreditsError.outcome_known).
 BUSINESS_ERRORS: Final[tuple[type[Exception], ...]] = (
-    ReservationNotFoundError,
-    ReservationClosedError,
+    RefusedError,
     InvalidInputError,
     PricingConfigError,
-    IdempotencyConflictError,
-    InsufficientCreditsError,
 )
 
+_settings = WorkerSettings()
 # Backoff delays are 1, 2, 4 ... seconds, capped, each drawn at random below the
-# cap (full jitter). The cap stays under the broker's visibility timeout (60 s,
-# celeryconfig.py): a retry waits on its worker unacknowledged, and one that
-# waited longer would be handed to a second worker as well.
-RETRY_BACKOFF_MAX_S: Final = 30
+# cap (full jitter). The cap is half the broker's visibility timeout
+# (credits.tasks.settings): a retry waits on its worker unacknowledged, and one
+# that waited longer would be handed to a second worker as well.
+RETRY_BACKOFF_MAX_S: Final = _settings.retry_backoff_max_s
 # About ten minutes of store outage on average (twenty at most) before a settle
 # gives up; then the hold still expires and the money comes back.
 MONEY_RETRIES_MAX: Final = 40
@@ -60,16 +56,16 @@ _RETRY: Final[dict[str, Any]] = {
 }
 
 # Settle and release move money: acknowledge only once done, and put the task
-# back if the worker process dies under it. Time limits (seconds) stay under
-# the visibility timeout; a settle takes milliseconds.
+# back if the worker process dies under it. Time limits (seconds) are derived
+# from the visibility timeout; a settle takes milliseconds.
 MONEY_TASK: Final[dict[str, Any]] = {
     **_RETRY,
     "durable": True,  # kept in the outbox until done (credits.tasks.outbox)
     "max_retries": MONEY_RETRIES_MAX,
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "soft_time_limit": 20,
-    "time_limit": 30,
+    "soft_time_limit": _settings.money_soft_time_limit_s,
+    "time_limit": _settings.money_time_limit_s,
 }
 
 # The sweep and the reconcile are periodic: acknowledged on receipt, so a long
@@ -92,17 +88,19 @@ RECONCILE_TASK: Final[dict[str, Any]] = {
 
 RECONCILE_LOG_EVERY_USERS: Final = 10_000
 
-_pricing = PricingEngine()
-
 
 def _price_usage(reservation_id: str, usage: float) -> tuple[int, dict[str, Any]]:
     """Credits for ``usage`` units of the hold's own action, and a note for the log.
 
-    The engine refuses a usage that is not a finite number >= 0 (``PricingConfigError``).
+    Priced by the app's configured pricing (``CREDITS_PRICING``), the same rules
+    the app itself uses. The engine refuses a usage that is not a finite number
+    >= 0 (``PricingConfigError``).
     """
-    action = ledger().get_reservation(reservation_id).action
-    cost = _pricing.calculate_cost(action, usage)
-    return cost, {"usage": usage, "usage_unit": _pricing.unit(action)}
+    client = ledger()
+    pricing = client.options.pricing
+    action = client.get_reservation(reservation_id).action
+    cost = pricing.calculate_cost(action, usage)
+    return cost, {"usage": usage, "usage_unit": pricing.unit(action)}
 
 
 @app.task(name="credits.tasks.settle_reservation", **MONEY_TASK)
@@ -122,7 +120,7 @@ def settle_reservation(
     Returns the :class:`~credits.models.Settlement` as a JSON dict. Raises
     ``ReservationNotFoundError``, ``ReservationClosedError`` (a released
     hold), ``InvalidInputError`` or ``PricingConfigError``, unretried; a hold
-    that expired first is settled late (``late=True``), as SPEC says.
+    that expired first is settled late (``late=True``).
     """
     if usage is not None and actual_amount is None:
         amount, note = _price_usage(reservation_id, usage)

@@ -5,7 +5,7 @@ records it in its ``unacked`` hash with a second command. A worker killed
 between the two (SIGKILL, the OOM killer), or a warm shutdown that drops a
 ``BRPOP`` reply still in its socket, loses that message for good
 (celery/kombu#305). Late acks and the visibility timeout only cover tasks that
-made it into ``unacked``. SPEC says a settle whose worker was killed is still
+made it into ``unacked``. A settle whose worker was killed must still be
 delivered; so we keep our own record.
 
 How:

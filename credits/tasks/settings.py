@@ -1,9 +1,18 @@
 """Settings of the Celery side: broker, result backend, schedule, redelivery.
 
 :class:`WorkerSettings` extends :class:`~credits.settings.CreditsSettings`, so
-it is still the one place that reads the environment (STYLE habit 11); it only
-adds what a worker, beat and Flower need. ``celeryconfig.py`` turns it into
-Celery's lowercase settings.
+it is still the one place that reads the environment; it only adds what a
+worker, beat and Flower need. ``credits.tasks.celeryconfig`` turns it into
+Celery's lowercase settings, and :mod:`credits.tasks.jobs` takes the money
+tasks' time limits and retry cap from it.
+
+Numbers that must stay in step are derived from one: the broker's visibility
+timeout (``CREDITS_BROKER_VISIBILITY_TIMEOUT_S``, 60 s). A late-acknowledged
+task still running, or waiting for its retry, when that timeout passes is
+handed to a second worker; so a money task's hard time limit and the cap of its
+retry backoff are each half of it, and the soft limit a third. Setting the
+timeout to 10 s gives limits of 5 s (soft 3.3 s) and a 5 s backoff cap, never a
+silent double delivery; below 2 s is refused.
 
 Environment:
 
@@ -11,17 +20,17 @@ Environment:
   own ``CREDITS_REDIS_URL`` (with ``CREDITS_REDIS_TOKEN`` as its password).
 * ``CREDITS_SWEEP_INTERVAL_S`` (60) and ``CREDITS_RECONCILE_INTERVAL_S`` (3600):
   how often beat runs the expiry sweep and the reconcile.
-* ``CREDITS_BROKER_VISIBILITY_TIMEOUT_S`` (60): how long an unacknowledged task
-  stays invisible before Redis hands it to another worker (see ``celeryconfig.py``).
+* ``CREDITS_BROKER_VISIBILITY_TIMEOUT_S`` (60, from 2 to 3600).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from pydantic import AliasChoices, Field
 
-from credits.settings import CreditsSettings, resolve_redis_url
+from credits.settings import CreditsSettings
 
 MINUTE_S: Final = 60
 HOUR_S: Final = 60 * MINUTE_S
@@ -29,10 +38,12 @@ DAY_S: Final = 24 * HOUR_S
 
 SWEEP_INTERVAL_S_DEFAULT: Final = 60.0
 RECONCILE_INTERVAL_S_DEFAULT: Final = float(HOUR_S)
-# SPEC: a task whose worker was SIGKILLed is delivered again within two minutes.
-# Redelivery happens after this timeout plus one restore pass (every few seconds).
+# A task whose worker was SIGKILLed is delivered again within two minutes:
+# redelivery happens after this timeout plus one restore pass (every few seconds).
 VISIBILITY_TIMEOUT_S_DEFAULT: Final = 60
+VISIBILITY_TIMEOUT_S_MIN: Final = 2
 VISIBILITY_TIMEOUT_S_MAX: Final = HOUR_S
+BEAT_SCHEDULE_FILE_NAME: Final = "celerybeat-schedule"
 
 
 class WorkerSettings(CreditsSettings):
@@ -45,15 +56,10 @@ class WorkerSettings(CreditsSettings):
     sweep_interval_s: float = Field(default=SWEEP_INTERVAL_S_DEFAULT, gt=0, le=DAY_S)
     reconcile_interval_s: float = Field(default=RECONCILE_INTERVAL_S_DEFAULT, gt=0, le=7 * DAY_S)
     broker_visibility_timeout_s: int = Field(
-        default=VISIBILITY_TIMEOUT_S_DEFAULT, ge=1, le=VISIBILITY_TIMEOUT_S_MAX
+        default=VISIBILITY_TIMEOUT_S_DEFAULT,
+        ge=VISIBILITY_TIMEOUT_S_MIN,
+        le=VISIBILITY_TIMEOUT_S_MAX,
     )
-
-    def store_url(self) -> str | None:
-        """The ledger's Redis URL (token applied, Upstash mapped), or None if unset."""
-        if not self.redis_url:
-            return None
-        token = self.redis_token.get_secret_value() if self.redis_token else None
-        return resolve_redis_url(self.redis_url, token)
 
     def broker(self) -> str | None:
         """``CELERY_BROKER_URL``, else the ledger's own Redis, else None."""
@@ -62,6 +68,27 @@ class WorkerSettings(CreditsSettings):
     def backend(self) -> str | None:
         """``CELERY_RESULT_BACKEND``, else the ledger's own Redis, else None."""
         return self.result_backend or self.store_url()
+
+    # Derived from the visibility timeout (see the module docstring).
+
+    @property
+    def money_time_limit_s(self) -> float:
+        """Hard time limit of settle and release: half the visibility timeout."""
+        return self.broker_visibility_timeout_s / 2
+
+    @property
+    def money_soft_time_limit_s(self) -> float:
+        """Soft time limit of settle and release: a third of the visibility timeout."""
+        return self.broker_visibility_timeout_s / 3
+
+    @property
+    def retry_backoff_max_s(self) -> int:
+        """Cap of a retry's wait, which a late-acked task spends unacknowledged (whole s)."""
+        return max(1, self.broker_visibility_timeout_s // 2)
+
+    def beat_schedule_path(self) -> Path:
+        """Where beat keeps its schedule: the data dir, not the current directory."""
+        return self.data_dir / BEAT_SCHEDULE_FILE_NAME
 
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""Importable helpers for worker subprocesses started by the tests."""
