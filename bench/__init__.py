@@ -1,4 +1,4 @@
-"""Side-by-side benchmarks of the credits ledger (issue 7), run as ``python -m bench``.
+"""Side-by-side benchmarks of the credits ledger, run as ``python -m bench``.
 
 Why ratios: the machine this runs on is shared and noisy, so every figure that
 matters is a ratio of the ledger against a baseline measured in the same run,

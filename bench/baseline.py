@@ -1,6 +1,6 @@
 """The baseline most rows compare against: a minimal deduct Lua called by bare redis-py.
 
-Issue 7 asks how much the ledger's extras (idempotency, holds, lazy expiry,
+The targets ask how much the ledger's extras (idempotency, holds, lazy expiry,
 invariant checks, validation, typed results) cost over what a team would write
 by hand: a check-and-decrement plus a log append in one script, called by SHA.
 The same script serves the sync, asyncio and pipelined baselines, with the

@@ -2,7 +2,7 @@
 
 Quick mode (``--quick``) exists for the test and for a sanity check in under a
 minute; its sizes are smaller and each row says so in its notes. The full
-sizes are issue 7's (1,000,000 events, 100,000 expired holds, 1,000,000 open
+sizes are the targets' (1,000,000 events, 100,000 expired holds, 1,000,000 open
 holds) and fit in ten minutes on a 2-core machine.
 """
 

@@ -1,4 +1,4 @@
--- minimal_deduct.lua: the baseline of issue 7, what a careful team writes in an afternoon.
+-- minimal_deduct.lua: the baseline of the deduct targets, what a careful team writes in an afternoon.
 -- Check the balance, decrement it and append one log entry, atomically; no
 -- idempotency, no holds, no invariant checks beyond the balance.
 -- KEYS[1]: balance hash   KEYS[2]: log stream

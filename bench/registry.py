@@ -1,4 +1,4 @@
-"""The rows of the results table, in the order of issue 7 (one module each in bench.measures)."""
+"""The rows of the results table (one module each in bench.measures), in the targets' order."""
 
 from __future__ import annotations
 

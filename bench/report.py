@@ -1,4 +1,4 @@
-"""``RESULTS.md`` and ``results.json``: the table of issue 7, then how each row was made.
+"""``RESULTS.md`` and ``results.json``: the table of targets, then how each row was made.
 
 The table is what the README's performance section quotes; the notes under
 it say what each number is (sizes, rounds, the baseline's exact form) so that

@@ -14,7 +14,7 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A goal from issue 7.
+    """A goal from the performance targets (docs/CONTRACT.md).
 
     ``ratio_min`` / ``ratio_max`` bound project ÷ baseline; ``value_max`` bounds
     the project figure itself (and the baseline figure, when both are the

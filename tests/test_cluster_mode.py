@@ -24,21 +24,17 @@ from typing import Any
 
 import pytest
 import redis
+from cluster_rig import RedisCluster3
 from fault_workload import audit, fresh_users, run_with_fault
 from ledger_fixtures import Clock, ClusterBackend, make_ledger
 from redis.crc import key_slot
-from workers import REPO_ROOT, Workers, clean_env
+from worker_rig import REPO_ROOT, Workers, clean_env
 
 from credits import AsyncCredits, Credits
 from credits.errors import CreditsError, StoreUnavailableError
 from credits.keys import user_keys
-from credits.redis_server import (
-    RedisCluster3,
-    RedisServer,
-    find_redis_cli,
-    free_port,
-    wait_until,
-)
+from credits.redis_server import RedisServer, find_redis_cli, free_port
+from credits.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 

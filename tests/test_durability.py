@@ -27,6 +27,8 @@ from fault_workload import audit, fresh_users, run_with_fault
 from credits import Credits
 from credits.redis_server import RedisServer
 
+pytestmark = pytest.mark.system  # starts its own servers or processes
+
 SLOW = os.environ.get("CREDITS_SLOW_TESTS") == "1"
 DOWN_S = 0.3  # how long the writers meet a dead server
 

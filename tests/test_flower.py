@@ -9,9 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from workers import REPO_ROOT, clean_env, wait_for
+from worker_rig import REPO_ROOT, clean_env
 
 from credits.redis_server import free_port
+from credits.waiting import wait_until
+
+pytestmark = pytest.mark.system  # starts its own servers or processes
 
 FLOWER_START_TIMEOUT_S = 60.0
 USER, PASSWORD = "ops", "s3cret-pass"
@@ -27,7 +30,7 @@ def flower(redis_url: str, tmp_path: Path) -> Iterator[str]:
     log_path = tmp_path / "flower.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "credits.flower", f"--port={port}", "--address=127.0.0.1"],
+            [sys.executable, "-m", "credits.tasks.flower", f"--port={port}", "--address=127.0.0.1"],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -45,7 +48,7 @@ def flower(redis_url: str, tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_for(answers, timeout_s=FLOWER_START_TIMEOUT_S, what="Flower to listen")
+        wait_until(answers, timeout_s=FLOWER_START_TIMEOUT_S, what="Flower to listen")
         yield base
     finally:
         proc.terminate()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from cluster_rig import RedisCluster3
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
@@ -20,7 +21,6 @@ import credits.redis_server as redis_server_module
 from credits.redis_server import (
     HOST,
     STATE_FILE_NAME,
-    RedisCluster3,
     RedisServer,
     ServerExitedError,
     embedded_server,
@@ -28,6 +28,8 @@ from credits.redis_server import (
     pid_is_alive,
     stop_embedded,
 )
+
+pytestmark = pytest.mark.system  # starts its own servers or processes
 
 CHILD_TIMEOUT_S = 30.0
 

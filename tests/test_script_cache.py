@@ -37,6 +37,8 @@ from credits.keys import user_keys
 from credits.redis_server import RedisServer
 from credits.scripts import script
 
+pytestmark = pytest.mark.system  # starts its own servers or processes
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:

@@ -30,13 +30,16 @@ from typing import Any
 
 import pytest
 import redis
+from cluster_rig import RedisCluster3
 from ledger_fixtures import Clock, make_ledger
 
 from credits import AsyncCredits, BulkItem, Credits
 from credits.errors import CreditsError, StoreUnavailableError, TransactionError
 from credits.keys import user_keys
-from credits.redis_server import RedisCluster3, RedisServer, find_redis_server, free_port
+from credits.redis_server import RedisServer, find_redis_server, free_port
 from credits.settings import CreditsSettings
+
+pytestmark = pytest.mark.system  # starts its own servers or processes
 
 ADMIN_PASSWORD = "admin-Secr3t-" + uuid.uuid4().hex[:8]
 LEDGER_PASSWORD = "ledger-Secr3t-" + uuid.uuid4().hex[:8]

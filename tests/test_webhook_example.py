@@ -19,9 +19,11 @@ import pytest
 from celery.result import AsyncResult
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
-from workers import REPO_ROOT
+from worker_rig import REPO_ROOT
 
 from credits import Credits
+
+pytestmark = pytest.mark.system  # starts its own servers or processes
 
 SECRET = "whsec_" + base64.b64encode(b"credits-example-secret-32-bytes!").decode()
 RESULT_TIMEOUT_S = 30.0

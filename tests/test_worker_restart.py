@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workers import REPO_ROOT, Worker, Workers, clean_env, wait_for
+from worker_rig import REPO_ROOT, Worker, Workers, clean_env
 
 from credits import Credits
 from credits.redis_server import RedisServer
 from credits.tasks.outbox import OUTBOX_KEY
+from credits.waiting import wait_until
 
 HOLDS = 120
 HELD_EACH = 10
@@ -106,7 +107,7 @@ def _until_settled(server: RedisServer, user: str, supervisor: Supervisor, count
         return isinstance(state, dict) and state["settled"] >= count
 
     try:
-        wait_for(enough, timeout_s=SETTLED_TIMEOUT_S, what=f"{count} settles")
+        wait_until(enough, timeout_s=SETTLED_TIMEOUT_S, what=f"{count} settles")
     except TimeoutError as timeout:
         worker = supervisor.worker
         noteworthy = [

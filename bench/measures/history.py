@@ -1,11 +1,11 @@
 """``get_transactions(limit=50)`` of a user with 1,000,000 events against one with 100.
 
 A history page must cost the same for a user of ten years as for a user of
-ten minutes (SPEC: O(log N + M)). Both users exist side by side in the same
+ten minutes (the contract: O(log N + M)). Both users exist side by side in the same
 Redis and the two reads alternate. While the big user's log grows, the read
 latency and the memory per event are recorded at 100, 1k, 10k, ... events for
 the plot (``bench/history.png``); memory there is MEMORY USAGE of the user's
-keys, exact at every size (the memory row uses the INFO delta, as issue 7
+keys, exact at every size (the memory row uses the INFO delta, as the targets
 asks, over script-written events). The big log is cloned from a real deduct
 event (see :mod:`bench.seed`).
 """

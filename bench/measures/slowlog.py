@@ -1,7 +1,7 @@
 """The longest single server call while verifying and rebuilding a 1,000,000-event user.
 
 Redis runs one command (or script) at a time, so the longest one is how long
-every app sharing the server can be stalled. SPEC asks verify and rebuild to
+every app sharing the server can be stalled. The contract asks verify and rebuild to
 read a long log in bounded chunks; here SLOWLOG records every command
 (``slowlog-log-slower-than 0``) during one ``verify_balance`` and one
 ``rebuild_balance`` of the big user, and the longest entry is reported, with

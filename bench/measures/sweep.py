@@ -1,6 +1,6 @@
 """The sweep of 100,000 expired holds, with 0 and with 1,000,000 open holds beside them.
 
-SPEC: the sweep's cost grows with the number of expired holds, not with the
+The contract: the sweep's cost grows with the number of expired holds, not with the
 number of users or open holds. Two key spaces on the same server (databases n
 and n + 1) hold the same users; the second also holds a million open holds
 that are not due. Each round reserves the expiring holds in both (by the
