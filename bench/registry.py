@@ -11,6 +11,7 @@ from bench.measures import (
     hot_user_pg,
     memory,
     reserve_settle,
+    server_clock,
     slowlog,
     sweep,
     sync_deduct,
@@ -18,6 +19,7 @@ from bench.measures import (
 
 ALL: tuple[Measure, ...] = (
     sync_deduct.MEASURE,
+    server_clock.MEASURE,
     async_deduct.MEASURE,
     bulk.MEASURE,
     hot_user_pg.MEASURE,

@@ -21,7 +21,7 @@ import redis
 
 from bench.pipelined import run_pipelined
 from bench.redis_info import newest_entry
-from credits import ledger
+from credits import ledger, log_format
 from credits.keys import user_keys
 from credits.models import Reservation
 from credits.protocol import Steps
@@ -30,7 +30,8 @@ from credits.reservations import holds
 EVENT_SPACING_MS = 1000  # one event a second: a busy user, not a burst in one millisecond
 DEDUCT_AMOUNT = 10
 ACTION = "chat_message"
-LOG_FIELDS = ("t", "a", "b", "h", "B", "c", "m", "r", "x")
+# The fields every event has, in the order the scripts write them.
+LOG_FIELDS = tuple(log_format.FIELDS.values())
 CLONE_PER_CALL = 2000  # about 3 ms of server time a call
 CLONE_EVENTS_LUA = (Path(__file__).parent / "clone_events.lua").read_text("utf-8")
 GRANT_CREDITS = 10**12

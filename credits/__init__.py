@@ -31,6 +31,7 @@ from credits.errors import (
 # Models
 from credits.models import (
     Account,
+    AccountAt,
     BalanceVerification,
     BulkItem,
     Reservation,
@@ -46,6 +47,7 @@ __all__ = [
     "FIXED_PRICING",
     "PRICING_CONFIG",
     "Account",
+    "AccountAt",
     "AsyncCredits",
     "BalanceVerification",
     "BalanceVerificationError",

@@ -59,6 +59,7 @@ class AsyncCredits(ClientBase):
     get_balance = awaiting(Operations.get_balance)
     get_account = awaiting(Operations.get_account)
     get_transactions = awaiting(Operations.get_transactions)
+    balance_at = awaiting(Operations.balance_at)
     verify_balance = awaiting(Operations.verify_balance)
     rebuild_balance = awaiting(Operations.rebuild_balance)
 

@@ -61,6 +61,7 @@ class Credits(ClientBase):
     get_balance = blocking(Operations.get_balance)
     get_account = blocking(Operations.get_account)
     get_transactions = blocking(Operations.get_transactions)
+    balance_at = blocking(Operations.balance_at)
     verify_balance = blocking(Operations.verify_balance)
     rebuild_balance = blocking(Operations.rebuild_balance)
 

@@ -16,7 +16,6 @@ scripts apply once.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,15 +32,12 @@ from redis.retry import Retry
 from credits.errors import InvalidInputError
 from credits.limits import AMOUNT_MAX
 from credits.pricing import PricingEngine, load_pricing
+from credits.protocol import Now
 from credits.settings import CreditsSettings, redact_url, resolve_redis_url
 from credits.transport import TRANSLATED, AsyncRedis, BlockingRedis, translate
 
 Clock = Callable[[], float]
-
-
-def _system_clock() -> float:
-    # Looked up at each call, so freezegun's patch of time.time is seen.
-    return time.time()
+"""An explicit clock: returns Unix seconds. Without one, the Redis server's clock decides."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class ClientOptions:
     url: str
     default_credits: int
     cluster: bool
-    clock: Clock
+    clock: Clock | None
     socket_timeout_s: float
     pricing: PricingEngine
 
@@ -111,12 +107,19 @@ class ClientOptions:
             url=resolved,
             default_credits=grant,
             cluster=settings.redis_cluster if cluster is None else bool(cluster),
-            clock=clock or _system_clock,
+            clock=clock,
             socket_timeout_s=float(timeout),
             pricing=pricing if pricing is not None else load_pricing(settings.pricing),
         )
 
-    def now_ms(self) -> int:
+    def now_ms(self) -> Now:
+        """The operation's time: None (the server's clock) unless an explicit clock is set.
+
+        An explicit clock is for tests and imports: with it, this client's calls
+        use its time instead of the server's ``TIME``.
+        """
+        if self.clock is None:
+            return None
         now = self.clock()
         if (
             isinstance(now, bool)

@@ -73,13 +73,16 @@ class UserKeys:
         return f"{self.account}:idem:{key}"
 
     def script_call(
-        self, now_ms: int, idempotency_key: str | None = None
+        self, now_ms: int | None, idempotency_key: str | None = None
     ) -> tuple[list[str], list[str | int]]:
-        """The KEYS and leading ARGV of every per-user script (``lua/include/account.lua``)."""
+        """The KEYS and leading ARGV of every per-user script (``lua/include/account.lua``).
+
+        ``now_ms`` None is sent as "": the script reads the server's clock.
+        """
         keys = self.script_keys()
         if idempotency_key is not None:
             keys.append(self.idempotency(idempotency_key))
-        return keys, [now_ms, self.escaped]
+        return keys, [time_arg(now_ms), self.escaped]
 
 
 @lru_cache(maxsize=USER_KEYS_CACHED_MAX)
@@ -101,6 +104,11 @@ def user_keys(user_id: str) -> UserKeys:
         due=due_key(bucket),
         users=users_key(bucket),
     )
+
+
+def time_arg(now_ms: int | None) -> str | int:
+    """ARGV[1] of every script: an explicit clock's Unix ms, or "" for the server's TIME."""
+    return "" if now_ms is None else now_ms
 
 
 def due_key(bucket: int) -> str:
@@ -128,15 +136,17 @@ class ParsedReservationId:
 def parse_reservation_id(value: str) -> ParsedReservationId | None:
     """Split a reservation id into user and hold, or None when it is not one of ours.
 
-    The bucket in the id must be the user's own: an id edited by hand to point
-    another bucket's keys at a user is refused rather than routed.
+    Only the canonical form is accepted (the form the ledger issues): the bucket
+    in the id must be the user's own, written without leading zeros, so an id
+    edited by hand to point another bucket's keys at a user is refused rather
+    than routed. ``value`` must already be encodable (see ``check_encodable``).
     """
     match = _RESERVATION_ID.match(value)
     if match is None:
         return None
     user_id = unescape_user_id(match["user"])
-    if escape_user_id(user_id) != match["user"] or int(match["bucket"]) != bucket_of(user_id):
-        return None
+    if escape_user_id(user_id) != match["user"] or match["bucket"] != str(bucket_of(user_id)):
+        return None  # only the canonical spelling: no leading zeros, no other escaping
     return ParsedReservationId(user_id=user_id, hold_id=match["hold"])
 
 

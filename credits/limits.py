@@ -18,6 +18,8 @@ ACTION_CHARS_MAX = 128
 IDEMPOTENCY_KEY_CHARS_MAX = 256
 REASON_CHARS_MAX = 1024
 METADATA_BYTES_MAX = 8 * 1024
+# Nesting of metadata objects and arrays: deeper is refused before it is encoded.
+METADATA_DEPTH_MAX = 32
 
 # Items of one add_many / deduct_many call: one pipeline, so one bounded burst.
 BULK_ITEMS_MAX = 1000
@@ -36,11 +38,17 @@ HOLD_TTL_MS_MAX = 30 * 24 * 60 * 60 * 1000
 CLOSED_HOLD_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 OPEN_HOLDS_PER_USER_MAX = 1000
 RESERVATIONS_LIST_LIMIT_MAX = 1000
+# Hold records one read call returns; a longer list is read in pages of this many.
+HOLDS_READ_PER_CALL_MAX = 250
 
 # Work one script call may do on the side (lazy expiry, purging old closed
-# holds), so that no call's cost grows with a user's history.
+# holds), so that no call's cost grows with a user's history. A call with more
+# upkeep due does this much, decides nothing, and is called again.
 LAZY_EXPIRE_PER_CALL_MAX = 64
 CLOSED_PURGE_PER_CALL_MAX = 16
+# Calls one operation may make to finish its user's upkeep: enough to close
+# every open hold a user may have, LAZY_EXPIRE_PER_CALL_MAX at a time, with room.
+UPKEEP_CALLS_MAX = -(-OPEN_HOLDS_PER_USER_MAX // LAZY_EXPIRE_PER_CALL_MAX) + 4
 
 # Verify and rebuild read the log in chunks of this many events outside any
 # script; the final atomic step of a rebuild reads at most this many tail events.
@@ -51,8 +59,12 @@ LOG_CHUNK_EVENTS_MAX = 10_000
 REBUILD_TAIL_EVENTS_MAX = 500
 REBUILD_ATTEMPTS_MAX = 50
 
-SWEEP_BATCH_HOLDS_DEFAULT = 200
-SWEEP_BATCH_HOLDS_MAX = 1000
+# Holds one sweep script call closes at most (each costs an event and a few index
+# updates, about 30 µs), so a sweep over any backlog never holds Redis for more
+# than a couple of milliseconds at a time.
+SWEEP_HOLDS_PER_CALL_MAX = 64
+SWEEP_BATCH_HOLDS_DEFAULT = SWEEP_HOLDS_PER_CALL_MAX
+SWEEP_BATCH_HOLDS_MAX = SWEEP_HOLDS_PER_CALL_MAX
 RECONCILE_BATCH_USERS_DEFAULT = 200
 RECONCILE_BATCH_USERS_MAX = 5000
 

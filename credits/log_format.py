@@ -18,6 +18,7 @@ FIELDS: Final[dict[str, str]] = {
     "balance_delta": "b",
     "held_delta": "h",
     "balance_after": "B",
+    "held_after": "H",  # absent from events written before it existed
     "action": "c",
     "metadata": "m",  # compact JSON, "" for none
     "hold": "r",  # hold id within the user, "" for none
@@ -29,6 +30,7 @@ AMOUNT: Final = FIELDS["amount"]
 BALANCE_DELTA: Final = FIELDS["balance_delta"]
 HELD_DELTA: Final = FIELDS["held_delta"]
 BALANCE_AFTER: Final = FIELDS["balance_after"]
+HELD_AFTER: Final = FIELDS["held_after"]
 ACTION: Final = FIELDS["action"]
 METADATA: Final = FIELDS["metadata"]
 HOLD: Final = FIELDS["hold"]

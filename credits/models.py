@@ -66,6 +66,19 @@ class BalanceVerification(_Frozen):
     held_cached: int = 0
     held_calculated: int = 0
     events: int = Field(default=0, ge=0, description="log events read")
+    problems: list[str] = Field(
+        default_factory=list, description="what differs, in words; empty when valid"
+    )
+
+
+class AccountAt(_Frozen):
+    """A user's balance and held right after the last event stamped at or before ``at``."""
+
+    user_id: str
+    at: int = Field(description="Unix ms asked for")
+    balance: int = Field(ge=0)
+    held: int = Field(ge=0)
+    tx_id: str | None = Field(description="that event; None before the user's first event")
 
 
 class Reservation(_Frozen):
@@ -110,6 +123,7 @@ class BulkItem:
 
 __all__ = [
     "Account",
+    "AccountAt",
     "BalanceVerification",
     "BulkItem",
     "Reservation",

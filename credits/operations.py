@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from credits import ledger, limits
+from credits import audit, history, ledger, limits
 from credits.connection import ClientOptions
 from credits.errors import CreditsError
 from credits.health import store_warnings
 from credits.models import (
     Account,
+    AccountAt,
     BalanceVerification,
     BulkItem,
     Reservation,
@@ -27,7 +28,7 @@ from credits.models import (
     Transaction,
     TxResult,
 )
-from credits.protocol import Steps
+from credits.protocol import Now, Steps
 from credits.reconcile import Progress, ReconcileReport, reconcile
 from credits.reservations import holds
 from credits.reservations.sweep import expire_reservations
@@ -41,7 +42,8 @@ class Operations:
     def __init__(self, options: ClientOptions) -> None:
         self.options = options
 
-    def _now_ms(self) -> int:
+    def _now_ms(self) -> Now:
+        """None (the server's clock decides) unless the client has an explicit clock."""
         return self.options.now_ms()
 
     # Ledger
@@ -121,21 +123,42 @@ class Operations:
         limit: int = limits.TRANSACTIONS_LIMIT_DEFAULT,
         start_time: int | None = None,
         end_time: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> Steps[list[Transaction]]:
-        """Newest first; times are Unix ms, inclusive; O(log N + limit)."""
-        return ledger.get_transactions(user_id, limit, start_time, end_time)
+        """A page of the user's events, newest first; O(log N + limit).
+
+        ``start_time`` / ``end_time`` are Unix ms, inclusive. ``before`` /
+        ``after`` are tx ids, exclusive: page back with ``before=<last tx_id of
+        the page>``; with ``after`` the page is the ``limit`` oldest events after
+        it (for polling what is new). Either reaches every event, however many
+        share a millisecond.
+        """
+        return history.get_transactions(user_id, limit, start_time, end_time, before, after)
+
+    def balance_at(self, user_id: str, at: int) -> Steps[AccountAt]:
+        """Balance and held right after the last event stamped at or before ``at`` (Unix ms).
+
+        ``AccountAt.tx_id`` is that event (None before the user's first); exact,
+        O(log N) plus a bounded read.
+        """
+        return history.balance_at(user_id, at)
 
     def verify_balance(self, user_id: str) -> Steps[BalanceVerification]:
-        """Compare the cached balance with the sum of the log; changes nothing."""
-        return ledger.verify_balance(self._now_ms(), user_id)
+        """Compare the cached account with the log's real end; changes nothing.
+
+        A lost or stale account hash is invalid (``problems`` says how).
+        """
+        return audit.verify_balance(self._now_ms(), user_id)
 
     def rebuild_balance(self, user_id: str) -> Steps[int]:
-        """Set the cached balance from the log without losing a racing write.
+        """Set the cached account from the log without losing a racing write; the balance.
 
-        Raises :class:`~credits.errors.BalanceVerificationError` (and changes
-        nothing) when the log sums to an impossible state.
+        Restores a lost account hash whole (so ``initialize_user`` never pays
+        twice). Raises :class:`~credits.errors.BalanceVerificationError` (and
+        changes nothing) when the log sums to an impossible state.
         """
-        return ledger.rebuild_balance(self._now_ms(), user_id)
+        return audit.rebuild_balance(self._now_ms(), user_id)
 
     # Reservations
 
@@ -156,8 +179,8 @@ class Operations:
         :class:`~credits.errors.LimitExceededError` when the user has the most
         open holds allowed.
         """
-        now_ms = self._now_ms()
-        return holds.reserve(now_ms, user_id, amount, action, ttl, metadata, idempotency_key)
+        now = self._now_ms()
+        return holds.reserve(now, user_id, amount, action, ttl, metadata, idempotency_key)
 
     def settle(
         self, reservation_id: str, actual_amount: int, metadata: Metadata = None

@@ -14,10 +14,14 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from credits import limits
+from credits.errors import StoreRefusedError
 from credits.scripts import Script
 
 T = TypeVar("T")
 Arg = str | int
+Now = int | None
+"""An operation's time: Unix ms from an explicit ``clock=``, or None for the server's clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +52,29 @@ class ScriptMissing(Exception):
     """The server does not have a script cached (NOSCRIPT); thrown into the steps."""
 
 
+def needs_upkeep(reply: Any) -> bool:
+    """The script did a bounded part of its user's due upkeep and decided nothing: call again."""
+    return isinstance(reply, list) and bool(reply) and reply[0] == "upkeep"
+
+
 def run_script(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
-    """EVALSHA, and EVAL once if the server lost its script cache."""
+    """EVALSHA (EVAL once if the server lost its script cache), again while upkeep is due.
+
+    Each call does bounded work; a user with more expired holds than one call
+    may close answers ``{"upkeep"}`` until they are all closed, so the call that
+    finally decides never counts an expired hold as held.
+    """
     head: tuple[Arg, ...] = (len(keys), *keys, *args)
-    try:
-        return (yield Command(("EVALSHA", script.sha, *head)))
-    except ScriptMissing:
-        return (yield Command(("EVAL", script.source, *head)))
+    for _ in range(limits.UPKEEP_CALLS_MAX):
+        try:
+            reply = yield Command(("EVALSHA", script.sha, *head))
+        except ScriptMissing:
+            reply = yield Command(("EVAL", script.source, *head))
+        if not needs_upkeep(reply):
+            return reply
+    raise StoreRefusedError(
+        f"{script.name}: upkeep still due after {limits.UPKEEP_CALLS_MAX} calls; nothing decided"
+    )
 
 
 def run_scripts(script: Script, calls: list[tuple[list[str], list[Arg]]]) -> Steps[list[Any]]:
@@ -85,7 +105,20 @@ def run_scripts(script: Script, calls: list[tuple[list[str], list[Arg]]]) -> Ste
         for i, reply in zip(pending, again, strict=True):
             replies[i] = reply
         pending = [i for i in rest if isinstance(replies[i], ScriptMissing)]
-    return replies
+    # Items whose user had more upkeep due than one call may do go again, in order.
+    for _ in range(limits.UPKEEP_CALLS_MAX):
+        due = [i for i, reply in enumerate(replies) if needs_upkeep(reply)]
+        if not due:
+            return replies
+        again = yield Batch(tuple(command("EVALSHA", script.sha, i) for i in due))
+        for i, reply in zip(due, again, strict=True):
+            replies[i] = reply
+    return [
+        StoreRefusedError(f"{script.name}: upkeep still due; nothing decided")
+        if needs_upkeep(reply)
+        else reply
+        for reply in replies
+    ]
 
 
 def batch_values(replies: list[Any]) -> list[Any]:

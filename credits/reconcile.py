@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from credits import limits
+from credits.audit import rebuild_balance, verify_balance
 from credits.errors import InvalidInputError
 from credits.keys import unescape_user_id, users_key
-from credits.ledger import rebuild_balance, verify_balance
-from credits.protocol import Batch, Command, Steps, batch_values
+from credits.protocol import Batch, Command, Now, Steps, batch_values
 from credits.validation import check_limit
 
 INVALID_USERS_REPORTED_MAX = 100
@@ -46,7 +46,7 @@ def count_users() -> Steps[int]:
 
 
 def reconcile(
-    clock_ms: Callable[[], int],
+    clock_ms: Callable[[], Now],
     *,
     fix: bool,
     batch_size: int = limits.RECONCILE_BATCH_USERS_DEFAULT,
@@ -105,7 +105,7 @@ class _Tally:
         self.checked = self.invalid = self.fixed = 0
         self.invalid_users: list[str] = []
 
-    def check(self, clock_ms: Callable[[], int], user_id: str, fix: bool) -> Steps[None]:
+    def check(self, clock_ms: Callable[[], Now], user_id: str, fix: bool) -> Steps[None]:
         verification = yield from verify_balance(clock_ms(), user_id)
         self.checked += 1
         if verification.valid:

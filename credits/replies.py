@@ -44,8 +44,10 @@ class Context:
 
 # A first application, and a repeat that returns the first result.
 SUCCESS: Final = frozenset({"ok", "replay", "again"})
-# Statuses a multi-step operation answers itself by calling again (never an error).
-CONTINUE: Final = frozenset({"behind"})
+# Statuses a multi-step operation answers itself by calling again (never an error):
+# "behind", a rebuild's writers got ahead; "upkeep", more expired holds were due
+# than one call may close (credits.protocol.run_script calls again).
+CONTINUE: Final = frozenset({"behind", "upkeep"})
 
 
 def _insufficient(ctx: Context, reply: Reply) -> CreditsError:
@@ -76,6 +78,13 @@ def _closed(ctx: Context, reply: Reply) -> CreditsError:
     return ReservationClosedError(ctx.subject, str(reply[1]), ctx.operation)
 
 
+def _damaged(ctx: Context, reply: Reply) -> CreditsError:
+    return BalanceVerificationError(
+        f"the account of {ctx.subject!r} is missing while its log exists; nothing was "
+        "decided on it: run rebuild_balance (or reconcile --fix) to restore it from the log"
+    )
+
+
 def _impossible(ctx: Context, reply: Reply) -> CreditsError:
     return BalanceVerificationError(
         f"the log of {ctx.subject!r} sums to balance {reply[1]}, held {reply[2]}: "
@@ -91,6 +100,7 @@ REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "not_found": _not_found,
     "closed": _closed,
     "impossible": _impossible,
+    "damaged": _damaged,
 }
 
 STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()

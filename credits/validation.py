@@ -2,7 +2,10 @@
 
 Each check raises :class:`~credits.errors.InvalidInputError` with the bound it
 enforces, so bad input never reaches a script and the store stays untouched.
-``bool`` is refused wherever an ``int`` is expected: ``True`` is not one credit.
+``bool`` is refused wherever an ``int`` is expected: ``True`` is not one credit;
+other ``int`` subclasses (``IntEnum``) are taken as their plain int value.
+Anything that must be sent to Redis as UTF-8 is checked for lone surrogates,
+so a hostile string is an ``InvalidInputError``, never an encoding error.
 """
 
 from __future__ import annotations
@@ -36,12 +39,19 @@ def _check_name(name: str, value: object, chars_max: int) -> str:
     return value
 
 
+def exact_int(value: object, name: str) -> int:
+    """``value`` as a plain int: an int or an int subclass other than bool."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = repr(value) if isinstance(value, int | float | str) else type(value).__name__
+        raise InvalidInputError(f"{name} must be an int, got {type(value).__name__} {shown[:64]}")
+    return int(value)
+
+
 def check_amount(amount: object, name: str = "amount", minimum: int = 1) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidInputError(f"{name} must be an int, got {type(amount).__name__} {amount!r}")
-    if not minimum <= amount <= limits.AMOUNT_MAX:
-        raise InvalidInputError(f"{name} must be in [{minimum}, {limits.AMOUNT_MAX}], got {amount}")
-    return amount
+    value = exact_int(amount, name)
+    if not minimum <= value <= limits.AMOUNT_MAX:
+        raise InvalidInputError(f"{name} must be in [{minimum}, {limits.AMOUNT_MAX}], got {value}")
+    return value
 
 
 def check_idempotency_key(key: object) -> str | None:
@@ -53,18 +63,49 @@ def check_idempotency_key(key: object) -> str | None:
         raise InvalidInputError(
             f"idempotency_key must be 1 to {limits.IDEMPOTENCY_KEY_CHARS_MAX} characters"
         )
+    _refuse_control_characters("idempotency_key", key)
     _refuse_unencodable("idempotency_key", key)
     return key
 
 
+def _check_json_shape(value: object, depth: int) -> None:
+    """Every dict key a str, nesting at most METADATA_DEPTH_MAX, before any encoding.
+
+    Checked by hand because ``json.dumps`` turns ``{1: "a", "1": "b"}`` into two
+    equal keys (losing a value) and recurses ~1,000 levels before failing.
+    """
+    if isinstance(value, dict | list | tuple):
+        if depth >= limits.METADATA_DEPTH_MAX:
+            raise InvalidInputError(
+                f"metadata nests deeper than {limits.METADATA_DEPTH_MAX} levels"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(
+                        f"metadata keys must be str, got {type(key).__name__} {key!r:.40}"
+                    )
+                _check_json_shape(item, depth + 1)
+        else:
+            for item in value:
+                _check_json_shape(item, depth + 1)
+
+
 def encode_metadata(metadata: object) -> str:
-    """Metadata as compact JSON ('' for none), at most METADATA_BYTES_MAX bytes."""
+    """Metadata as canonical compact JSON ('' for none), at most METADATA_BYTES_MAX bytes.
+
+    Keys are sorted, so equal metadata built in another order is stored, and
+    fingerprinted, alike.
+    """
     if metadata is None:
         return ""
     if not isinstance(metadata, dict):
         raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
+    _check_json_shape(metadata, 0)
     try:
-        encoded = json.dumps(metadata, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        encoded = json.dumps(
+            metadata, separators=(",", ":"), allow_nan=False, ensure_ascii=False, sort_keys=True
+        )
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"metadata must be JSON-encodable: {exc}") from None
     size = len(encoded.encode("utf-8", errors="surrogatepass"))
@@ -76,29 +117,39 @@ def encode_metadata(metadata: object) -> str:
     return encoded if metadata else ""
 
 
+UNDECODABLE_METADATA_KEY = "undecodable_metadata"
+
+
 def decode_metadata(encoded: str) -> dict[str, Any]:
+    """Stored metadata as a dict; what cannot be read back is kept as its raw text.
+
+    Events written before the depth bound existed may nest beyond what Python's
+    JSON reader can parse: they stay readable, their metadata under
+    ``undecodable_metadata``, instead of breaking every read of the history.
+    """
     if not encoded:
         return {}
-    value = json.loads(encoded)
-    return value if isinstance(value, dict) else {}
+    try:
+        value = json.loads(encoded)
+    except (ValueError, RecursionError):
+        return {UNDECODABLE_METADATA_KEY: encoded}
+    return value if isinstance(value, dict) else {UNDECODABLE_METADATA_KEY: encoded}
 
 
 def check_limit(limit: object, maximum: int, name: str = "limit") -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidInputError(f"{name} must be an int, got {type(limit).__name__}")
-    if not 1 <= limit <= maximum:
-        raise InvalidInputError(f"{name} must be in [1, {maximum}], got {limit}")
-    return limit
+    value = exact_int(limit, name)
+    if not 1 <= value <= maximum:
+        raise InvalidInputError(f"{name} must be in [1, {maximum}], got {value}")
+    return value
 
 
 def check_time_ms(value: object, name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(f"{name} must be an int (Unix ms), got {type(value).__name__}")
-    if not 0 <= value <= limits.AMOUNT_MAX:
-        raise InvalidInputError(f"{name} must be in [0, {limits.AMOUNT_MAX}] ms, got {value}")
-    return value
+    ms = exact_int(value, name)
+    if not 0 <= ms <= limits.AMOUNT_MAX:
+        raise InvalidInputError(f"{name} must be in [0, {limits.AMOUNT_MAX}] ms, got {ms}")
+    return ms
 
 
 def ttl_ms(ttl: object) -> int:
@@ -109,9 +160,10 @@ def ttl_ms(ttl: object) -> int:
             raise InvalidInputError(f"ttl must be finite, got {ttl!r}")
         value = int(milliseconds)
     elif isinstance(ttl, int) and not isinstance(ttl, bool):
-        if abs(ttl) > limits.HOLD_TTL_MS_MAX:
+        seconds = int(ttl)
+        if abs(seconds) > limits.HOLD_TTL_MS_MAX:
             raise InvalidInputError(f"ttl must be at most {limits.HOLD_TTL_MS_MAX // 1000} s")
-        value = ttl * 1000
+        value = seconds * 1000
     else:
         raise InvalidInputError(
             f"ttl must be whole seconds (int) or a timedelta, got {type(ttl).__name__}"
@@ -142,6 +194,12 @@ def _refuse_control_characters(name: str, value: str) -> None:
     # One regex search: a per-character generator cost ~10x more on the hot path.
     if _CONTROL_CHARACTERS.search(value):
         raise InvalidInputError(f"{name} must not contain control characters")
+
+
+def check_encodable(name: str, value: str) -> str:
+    """``value`` if it can be sent to Redis as UTF-8; InvalidInputError otherwise."""
+    _refuse_unencodable(name, value)
+    return value
 
 
 def _refuse_unencodable(name: str, value: str) -> None:

@@ -125,6 +125,13 @@ ttls = st.one_of(
 )
 limits_ = st.one_of(numbers, st.integers(min_value=1, max_value=1000))
 times = st.one_of(numbers, st.integers(min_value=0, max_value=2 * 10**12))
+tx_ids = st.one_of(
+    st.none(),
+    any_text,
+    non_str,
+    st.sampled_from(["0-0", "01-0", "1-01", "-1-0", "1", "1-", "1700000000000-0", "9" * 30 + "-0"]),
+    st.builds(lambda a, b: f"{a}-{b}", st.integers(-5, 2**70), st.integers(-5, 2**70)),
+)
 keys = st.one_of(st.none(), any_text, non_str)
 statuses = st.one_of(
     st.none(), st.sampled_from(["open", "settled", "released", "expired"]), any_text
@@ -262,7 +269,14 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
     "get_transactions": lambda _: st.tuples(
         st.tuples(user_ids),
         st.fixed_dictionaries(
-            {}, optional={"limit": limits_, "start_time": times, "end_time": times}
+            {},
+            optional={
+                "limit": limits_,
+                "start_time": times,
+                "end_time": times,
+                "before": tx_ids,
+                "after": tx_ids,
+            },
         ),
     ),
     "verify_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
@@ -284,6 +298,7 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
     "list_reservations": lambda _: st.tuples(
         st.tuples(user_ids, statuses), st.fixed_dictionaries({}, optional={"limit": limits_})
     ),
+    "balance_at": lambda _: st.tuples(st.tuples(user_ids, times), st.just({})),
     "expire_reservations": lambda _: st.tuples(
         st.just(()), st.fixed_dictionaries({}, optional={"batch_size": batch_sizes})
     ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from freezegun import freeze_time
 from ledger_fixtures import BOTH_BACKENDS, Backend, Clock, store_snapshot
@@ -143,9 +145,11 @@ def test_transactions_time_range_is_inclusive(ledger, user_id, clock: Clock) -> 
 
 
 @BOTH_BACKENDS
-def test_time_ranges_under_freezegun(backend: Backend, user_id) -> None:
-    # The default clock is time.time looked up at each call, so freezegun drives it.
-    with backend.credits() as client, freeze_time("2026-03-01 12:00:00") as frozen:
+def test_time_ranges_under_freezegun_with_an_explicit_clock(backend: Backend, user_id) -> None:
+    # clock= is the explicit override for tests and imports; time.time is looked up
+    # at each call, so freezegun drives it.
+    explicit = backend.credits(clock=lambda: time.time())
+    with explicit as client, freeze_time("2026-03-01 12:00:00") as frozen:
         client.initialize_user(user_id, 100)
         frozen.tick(3600)
         noon_plus_1h = client.deduct(user_id, 1, "chat_message").timestamp

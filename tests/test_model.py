@@ -5,6 +5,13 @@ held + charged is conserved against what was granted, the cached balance
 verifies against the log, and the ledger agrees with the model. The settle
 arithmetic of the model is :func:`credits.reservations.rules.settle_outcome`,
 so the Lua script is checked against the documented rules too.
+
+The clock stands for the server's: it moves forward and, now and then, steps
+back (as a server's clock can); the ledger's timestamps must only grow. Bursts
+of holds expiring in the same instant outnumber what one call may close, so
+every decision must still see them all expired. Paging the whole history
+back with ``before`` cursors must reach every event the model counted, and
+``balance_at`` must agree with the account.
 """
 
 from __future__ import annotations
@@ -22,20 +29,26 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
 )
 from ledger_fixtures import Clock, make_ledger
 
 from credits.errors import (
     InsufficientCreditsError,
+    LimitExceededError,
     ReservationClosedError,
 )
+from credits.limits import OPEN_HOLDS_PER_USER_MAX
 from credits.reservations.rules import settle_outcome
 
 SLOW = os.environ.get("CREDITS_SLOW_TESTS") == "1"
 EXAMPLES = 500 if SLOW else 50
 STEPS = 80 if SLOW else 40
 
+PAGE = 50
+BURST_OPEN_HOLDS_MAX = 150  # bursts keep coming until this many holds are open
+LATER_THAN_EVERYTHING_MS = 2**52
 amounts = st.integers(min_value=1, max_value=400)
 ttls_s = st.integers(min_value=1, max_value=300)
 
@@ -65,6 +78,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.granted = 0
         self.charged = 0
         self.model_holds: dict[str, ModelHold] = {}
+        self.events = 0  # what the log must hold
+        self.last_timestamp = 0
 
     def teardown(self) -> None:
         self._close()
@@ -75,6 +90,13 @@ class LedgerMachine(RuleBasedStateMachine):
             if hold.status == "open" and hold.expires_ms <= self.clock.now_ms:
                 hold.status = "expired"
                 self.balance += hold.amount
+                self.events += 1
+
+    def _stamped(self, timestamp: int) -> None:
+        """Timestamps only grow per user, whatever the clock did."""
+        assert timestamp >= self.last_timestamp
+        self.last_timestamp = timestamp
+        self.events += 1
 
     @property
     def held(self) -> int:
@@ -85,6 +107,7 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.ledger.initialize_user(self.user, credits)
         self.balance = self.granted = credits
         assert result.balance == credits
+        self._stamped(result.timestamp)
 
     @rule(amount=amounts)
     def deduct(self, amount: int) -> None:
@@ -93,22 +116,31 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(InsufficientCreditsError):
                 self.ledger.deduct(self.user, amount, "chat_message")
             return
-        assert (
-            self.ledger.deduct(self.user, amount, "chat_message").balance == self.balance - amount
-        )
+        result = self.ledger.deduct(self.user, amount, "chat_message")
+        assert result.balance == self.balance - amount
+        self._stamped(result.timestamp)
         self.balance -= amount
         self.charged += amount
 
     @rule(amount=amounts)
     def add(self, amount: int) -> None:
         self._expire_due()
-        assert self.ledger.add(self.user, amount, "purchase").balance == self.balance + amount
+        result = self.ledger.add(self.user, amount, "purchase")
+        assert result.balance == self.balance + amount
+        self._stamped(result.timestamp)
         self.balance += amount
         self.granted += amount
+
+    def _open_count(self) -> int:
+        return sum(1 for hold in self.model_holds.values() if hold.status == "open")
 
     @rule(target=holds, amount=amounts, ttl=ttls_s)
     def reserve(self, amount: int, ttl: int) -> str:
         self._expire_due()
+        if self._open_count() >= OPEN_HOLDS_PER_USER_MAX:
+            with pytest.raises(LimitExceededError):
+                self.ledger.reserve(self.user, amount, "video_generation", ttl=ttl)
+            return ""
         if amount > self.balance:
             with pytest.raises(InsufficientCreditsError):
                 self.ledger.reserve(self.user, amount, "video_generation", ttl=ttl)
@@ -116,7 +148,19 @@ class LedgerMachine(RuleBasedStateMachine):
         hold = self.ledger.reserve(self.user, amount, "video_generation", ttl=ttl)
         self.balance -= amount
         self.model_holds[hold.id] = ModelHold(amount, self.clock.now_ms + ttl * 1000)
+        self._stamped(hold.created_at)
         return hold.id
+
+    @precondition(lambda self: self._open_count() < BURST_OPEN_HOLDS_MAX)
+    @rule(count=st.integers(min_value=65, max_value=80), ttl=ttls_s)
+    def burst(self, count: int, ttl: int) -> None:
+        """More holds expiring in one instant than one call may close."""
+        self._expire_due()
+        for _ in range(min(count, self.balance, OPEN_HOLDS_PER_USER_MAX - self._open_count())):
+            hold = self.ledger.reserve(self.user, 1, "video_generation", ttl=ttl)
+            self.balance -= 1
+            self.model_holds[hold.id] = ModelHold(1, self.clock.now_ms + ttl * 1000)
+            self._stamped(hold.created_at)
 
     @rule(rid=holds, actual=st.integers(min_value=0, max_value=800))
     def settle(self, rid: str, actual: int) -> None:
@@ -142,6 +186,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance += outcome.balance_delta
         self.charged += outcome.charged
         assert result.balance == self.balance
+        self.events += 1
         hold.status, hold.first_result = "settled", result
 
     @rule(rid=holds)
@@ -160,6 +205,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         self.balance += hold.amount
         assert (result.charged, result.released, result.balance) == (0, hold.amount, self.balance)
+        self.events += 1
         hold.status, hold.first_result = "released", result
 
     @rule(rid=holds, ttl=ttls_s)
@@ -178,6 +224,11 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(seconds=st.floats(min_value=0.001, max_value=400, allow_nan=False))
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+    @rule(seconds=st.floats(min_value=0.001, max_value=120, allow_nan=False))
+    def clock_steps_back(self, seconds: float) -> None:
+        """The server's clock is stepped back (NTP): nothing closed reopens, stamps still grow."""
+        self.clock.advance(-seconds)
 
     @rule()
     def sweep(self) -> None:
@@ -198,9 +249,30 @@ class LedgerMachine(RuleBasedStateMachine):
         assert account.balance + account.held + self.charged == self.granted
         verification = self.ledger.verify_balance(self.user)
         assert verification.valid, verification
-        for rid, hold in self.model_holds.items():
-            if hold.status == "open":
-                assert self.ledger.get_reservation(rid).status == "open"
+        assert verification.events == self.events
+        model_open = {rid for rid, hold in self.model_holds.items() if hold.status == "open"}
+        listed = self.ledger.list_reservations(self.user, "open")
+        assert {hold.id for hold in listed} == model_open
+
+    @invariant()
+    def balance_at_agrees(self) -> None:
+        latest = self.ledger.balance_at(self.user, LATER_THAN_EVERYTHING_MS)
+        assert (latest.balance, latest.held) == (self.balance, self.held)
+
+    @rule()
+    def every_event_is_reachable(self) -> None:
+        """Paging back with before= cursors reaches every event the model counted."""
+        self._expire_due()
+        self.ledger.get_account(self.user)  # the ledger closes what the model just expired
+        seen, deltas, cursor = 0, 0, None
+        while True:
+            page = self.ledger.get_transactions(self.user, limit=PAGE, before=cursor)
+            if not page:
+                break
+            seen += len(page)
+            deltas += sum(tx.balance_delta for tx in page)
+            cursor = page[-1].tx_id
+        assert (seen, deltas) == (self.events, self.balance)
 
 
 @pytest.mark.parametrize("client_kind", ["sync", "async"])

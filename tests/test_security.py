@@ -49,10 +49,10 @@ SECRETS = (ADMIN_PASSWORD, LEDGER_PASSWORD)
 # the ACL for commands called inside scripts too).
 LEDGER_COMMANDS = (
     # direct
-    "evalsha", "eval", "xrevrange", "xrange", "zrangebyscore", "sscan", "scard",
+    "evalsha", "eval", "xrevrange", "xrange", "sscan", "scard",
     # inside the scripts
     "exists", "get", "set", "hget", "hmget", "hset", "hdel", "sadd", "xadd",
-    "zadd", "zcard", "zrange", "zrevrange", "zrem", "zscore",
+    "zadd", "zcard", "zrange", "zrangebyscore", "zrevrangebyscore", "zrem", "time",
 )  # fmt: skip
 # What redis-py's cluster client needs to learn the slots and the commands' keys.
 CLUSTER_COMMANDS = ("cluster|slots", "command")
@@ -66,8 +66,13 @@ def set_ledger_user(admin: Any, name: str, commands: tuple[str, ...]) -> None:
 
 
 def full_flow(ledger: Any, clock: Clock, user: str, *, check_store: bool = True) -> list[str]:
-    """Every public method, through every script and every branch that sends a command."""
-    ledger.initialize_user(user, 1000)
+    """Every public method, through every script and every branch that sends a command.
+
+    ``ledger`` has an explicit clock (to move time); a client of the same server
+    without one makes the first call, so the scripts' TIME is exercised too.
+    """
+    with Credits(ledger.options.url, cluster=ledger.options.cluster) as server_clock:
+        server_clock.initialize_user(user, 1000)
     ledger.add(user, 5, "purchase", idempotency_key="p1")
     ledger.deduct(user, 3, "chat_message", idempotency_key="d1")
     ledger.deduct(user, 3, "chat_message", idempotency_key="d1")  # replay: GET
@@ -160,7 +165,7 @@ def test_every_command_of_the_list_is_needed(secured: RedisServer, missing: str)
     with secured.client() as admin:
         set_ledger_user(admin, "ledger", tuple(c for c in LEDGER_COMMANDS if c != missing))
         admin.script_flush()  # so that EVAL (the NOSCRIPT fallback) is needed too
-        # a due member whose hold does not exist: the sweep's damaged-data path (ZSCORE)
+        # a due member whose hold does not exist: the sweep's damaged-data path (ZREM)
         stale = user_keys(f"acl-{missing}")
         admin.zadd(stale.due, {f"{stale.escaped}:{'0' * 20}": 0})
     clock = Clock()

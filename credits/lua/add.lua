@@ -1,6 +1,7 @@
 -- add.lua: credit a user (purchase, grant, refund); creates the account if new.
 -- KEYS: the per-user seven, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"overflow", balance + held}
+--       | {"damaged"} | {"upkeep"}
 --- @include "idempotency"
 --- @include "upkeep"
 local fingerprint = ARGV[6]
@@ -9,8 +10,13 @@ if seen then
   return seen
 end
 local u = load_account(this_user())
+if damaged(u) then
+  return { 'damaged' }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
+end
 local amount = tonumber(ARGV[3])
-upkeep(u)
 if u.bal + u.held + amount > USER_TOTAL_MAX then
   return { 'overflow', u.bal + u.held }
 end

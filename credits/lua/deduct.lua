@@ -1,6 +1,7 @@
 -- deduct.lua: charge a fixed amount now, or refuse and write nothing.
 -- KEYS: the per-user seven, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"insufficient", balance}
+--       | {"damaged"} | {"upkeep"}
 --- @include "idempotency"
 --- @include "upkeep"
 local fingerprint = ARGV[6]
@@ -10,10 +11,15 @@ if seen then
 end
 local u = load_account(this_user())
 if not u.created then
+  if damaged(u) then
+    return { 'damaged' }
+  end
   return { 'insufficient', 0 }
 end
+if not upkeep(u) then
+  return { 'upkeep' }
+end
 local amount = tonumber(ARGV[3])
-upkeep(u)
 if u.bal < amount then
   return { 'insufficient', u.bal }
 end

@@ -1,10 +1,17 @@
 -- extend.lua: the heartbeat of a long job: expires_at = max(expires_at, now + ttl).
+-- An expired hold is closed by the upkeep first, so it can never be revived.
 -- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, ttl_ms
--- returns {"ok", record_json} | {"not_found"} | {"closed", status}
+-- returns {"ok", record_json} | {"not_found"} | {"closed", status} | {"damaged"} | {"upkeep"}
 --- @include "upkeep"
 local u = load_account(this_user())
+if damaged(u) then
+  return { 'damaged' }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
+end
 local hold_id = ARGV[3]
-local rec = hold_after_upkeep(u, hold_id)
+local rec = load_hold(u, hold_id)
 if not rec then
   return { 'not_found' }
 end

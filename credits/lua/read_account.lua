@@ -1,9 +1,12 @@
 -- read_account.lua: balance, held and creation time, after closing expired holds.
 -- KEYS: the per-user seven.  ARGV: now_ms, user
--- returns {"ok", balance, held, created_ms or ""}
+-- returns {"ok", balance, held, created_ms or ""} | {"damaged"} | {"upkeep"}
 --- @include "upkeep"
 local u = load_account(this_user())
-if u.created then
-  upkeep(u)
+if damaged(u) then
+  return { 'damaged' }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
 end
 return { 'ok', u.bal, u.held, u.created or '' }

@@ -1,26 +1,43 @@
 -- read_holds.lua: hold records after closing expired holds.
--- KEYS: the per-user seven.  ARGV: now_ms, user, which ("one" | "open" | "closed"), hold_id_or_limit
--- returns {"ok", record_json...} with the hold ids interleaved: {"ok", id1, rec1, id2, rec2, ...}
+-- Lists read the indexes and fetch the records with one HMGET, without decoding
+-- them: the open index holds only open holds, and the closed index is scored by
+-- each hold's last change, so the retention is a score range.
+-- KEYS: the per-user seven.
+-- ARGV: now_ms, user, which ("one" | "open" | "closed"), hold_id (one) or offset, limit
+-- returns {"ok", id1, rec1, id2, rec2, ...} | {"damaged"} | {"upkeep"}
 --- @include "upkeep"
 local u = load_account(this_user())
-if u.created then
-  upkeep(u)
+if damaged(u) then
+  return { 'damaged' }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
 end
 local which = ARGV[3]
-local ids
-if which == 'one' then
-  ids = { ARGV[4] }
-elseif which == 'open' then
-  ids = redis.call('ZRANGE', u.open, 0, tonumber(ARGV[4]) - 1)
-else
-  ids = redis.call('ZREVRANGE', u.closed, 0, tonumber(ARGV[4]) - 1)
-end
 local reply = { 'ok' }
-for _, hold_id in ipairs(ids) do
-  local raw = redis.call('HGET', u.holds, hold_id)
-  if raw then
+if which == 'one' then
+  local rec, raw = load_hold(u, ARGV[4])
+  if rec then
+    reply[2], reply[3] = ARGV[4], raw
+  end
+  return reply
+end
+local offset, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ids
+if which == 'open' then
+  ids = redis.call('ZRANGE', u.open, offset, offset + limit - 1)
+else
+  ids = redis.call('ZREVRANGEBYSCORE', u.closed, '+inf', '(' .. fmt(NOW_MS - CLOSED_RETENTION_MS),
+    'LIMIT', offset, limit)
+end
+if #ids == 0 then
+  return reply
+end
+local records = redis.call('HMGET', u.holds, unpack(ids))
+for i, hold_id in ipairs(ids) do
+  if records[i] then
     reply[#reply + 1] = hold_id
-    reply[#reply + 1] = raw
+    reply[#reply + 1] = records[i]
   end
 end
 return reply

@@ -2,10 +2,17 @@
 -- Releasing a released hold returns the first settlement.
 -- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, metadata_json (the reason)
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
+--       | {"damaged"} | {"upkeep"}
 --- @include "upkeep"
 local u = load_account(this_user())
+if damaged(u) then
+  return { 'damaged' }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
+end
 local hold_id = ARGV[3]
-local rec = hold_after_upkeep(u, hold_id)
+local rec = load_hold(u, hold_id)
 if not rec then
   return { 'not_found' }
 end

@@ -2,7 +2,7 @@
 -- KEYS: the per-user seven, [idempotency]
 -- ARGV: now_ms, user, amount, action, metadata_json, fingerprint, hold_id, ttl_ms
 -- returns {"ok", hold_id, record_json} | {"replay", hold_id, record_json} | {"conflict"}
---       | {"insufficient", balance} | {"too_many_holds", open_count}
+--       | {"insufficient", balance} | {"too_many_holds", open_count} | {"damaged"} | {"upkeep"}
 --- @include "idempotency"
 --- @include "upkeep"
 local fingerprint = ARGV[6]
@@ -15,11 +15,16 @@ if seen then
   return seen
 end
 if not u.created then
+  if damaged(u) then
+    return { 'damaged' }
+  end
   return { 'insufficient', 0 }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
 end
 local amount, hold_id = tonumber(ARGV[3]), ARGV[7]
 local expires_ms = NOW_MS + tonumber(ARGV[8])
-upkeep(u)
 local open_count = redis.call('ZCARD', u.open)
 if open_count >= __OPEN_HOLDS_PER_USER_MAX__ then
   return { 'too_many_holds', open_count }
@@ -28,9 +33,11 @@ if u.bal < amount then
   return { 'insufficient', u.bal }
 end
 note_open_hold(u, expires_ms)
-local id = append(u, 'reserve', amount, -amount, amount, ARGV[4], ARGV[5], hold_id, '')
+local id, ms = append(u, 'reserve', amount, -amount, amount, ARGV[4], ARGV[5], hold_id, '')
+-- created_at is the reserve event's stamp (which only grows per user); expiry is
+-- the clock's now + ttl
 local rec = {
-  a = fmt(amount), c = ARGV[4], s = 'open', t = fmt(NOW_MS), e = fmt(expires_ms),
+  a = fmt(amount), c = ARGV[4], s = 'open', t = fmt(ms), e = fmt(expires_ms),
   m = ARGV[5], x = id,
 }
 save_hold(u, hold_id, rec)

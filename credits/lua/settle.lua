@@ -2,15 +2,24 @@
 --   open:    charge min(actual, held); on overage, the excess as far as the balance
 --            covers it; the rest is the shortfall. Unused held credits come back.
 --   expired: a late webhook; charge actual from the balance by the same overage rule.
+--            The upkeep closes a hold the moment it is due, so a settle after
+--            expires_at is always late, whatever the upkeep had left to do.
 --   settled: return the first settlement, charge nothing.
 --   released: refuse.
 -- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, actual, metadata_json
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
+--       | {"damaged"} | {"upkeep"}
 -- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>"
 --- @include "upkeep"
 local u = load_account(this_user())
+if damaged(u) then
+  return { 'damaged' }
+end
+if not upkeep(u) then
+  return { 'upkeep' }
+end
 local hold_id, actual = ARGV[3], tonumber(ARGV[4])
-local rec = hold_after_upkeep(u, hold_id)
+local rec = load_hold(u, hold_id)
 if not rec then
   return { 'not_found' }
 end
@@ -45,9 +54,9 @@ rec.st = id .. ',' .. fmt(charged) .. ',' .. fmt(released) .. ',' .. fmt(shortfa
   .. fmt(u.bal) .. ',' .. late_flag
 if late then
   rec.s = 'settled'
-  save_hold(u, hold_id, rec)
+  touch_closed(u, hold_id, rec)
 else
   close_hold(u, hold_id, rec, 'settled')
-  save_hints(u)
 end
+save_hints(u)
 return { 'ok', rec.st }

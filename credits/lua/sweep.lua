@@ -1,35 +1,38 @@
--- sweep.lua: close expired holds of several users of one bucket, for the beat.
--- The client read the bucket's due-index (members due by now) and passes each
--- user's keys, so every key is declared and all of them share the bucket's slot.
+-- sweep.lua: close due holds of several users of one bucket, for the beat.
+-- due.lua found the members; the client passes each user's keys, so every key is
+-- declared and all of them share the bucket's slot. The client never passes more
+-- than SWEEP_HOLDS_PER_CALL_MAX holds, so one call's work is bounded whatever the data.
 -- KEYS[1]: due   KEYS[2]: users   then five per user: account, log, holds, open, closed
 -- ARGV: now_ms, n_users, escaped id of each user, then pairs (user index, hold id)
---       for every due member the client read
 -- returns {"ok", expired_count, stale_members_dropped}
---- @include "upkeep"
+--- @include "holds"
 local n_users = tonumber(ARGV[2])
 local users = {}
-local expired = 0
-local closed_now = {}
 for i = 1, n_users do
-  local u = load_account(user_at(3 + (i - 1) * 5, ARGV[2 + i], KEYS[1], KEYS[2]))
-  users[i] = u
-  -- every due member the client read may be this user's: no per-user cap here
-  for _, hold_id in ipairs(expire_due_holds(u, __SWEEP_BATCH_HOLDS_MAX__)) do
-    closed_now[i .. ':' .. hold_id] = true
-    expired = expired + 1
-  end
-  save_hints(u)
+  users[i] = load_account(user_at(3 + (i - 1) * 5, ARGV[2 + i], KEYS[1], KEYS[2]))
 end
--- A due member whose hold is not open any more would be read again by every
--- sweep; nothing writes one, but a sweep must not spin on damaged data.
-local dropped = 0
+local expired, dropped = 0, 0
+local touched = {}
 for j = 3 + n_users, #ARGV, 2 do
-  local u, hold_id = users[tonumber(ARGV[j])], ARGV[j + 1]
-  if not closed_now[ARGV[j] .. ':' .. hold_id] and not redis.call('ZSCORE', u.open, hold_id) then
-    local rec = load_hold(u, hold_id)
-    if not rec or rec.s ~= 'open' then
-      dropped = dropped + redis.call('ZREM', u.due, due_member(u, hold_id))
+  local i, hold_id = tonumber(ARGV[j]), ARGV[j + 1]
+  local u = users[i]
+  local rec = load_hold(u, hold_id)
+  if rec and rec.s == 'open' then
+    if tonumber(rec.e) <= NOW_MS then
+      expire_hold(u, hold_id, rec)
+      expired = expired + 1
+      touched[i] = true
     end
+  else
+    -- A due member whose hold is not open would be read by every sweep; nothing
+    -- writes one, but a sweep must not spin on damaged data.
+    dropped = dropped + redis.call('ZREM', u.due, due_member(u, hold_id))
   end
+end
+for i in pairs(touched) do
+  local u = users[i]
+  u.next_expiry = first_score(u.open) or FAR_FUTURE_MS
+  u.hints_changed = true
+  save_hints(u)
 end
 return { 'ok', expired, dropped }

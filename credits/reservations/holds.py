@@ -15,11 +15,12 @@ from credits.errors import InvalidInputError, ReservationNotFoundError, StoreRef
 from credits.idempotency import fingerprint
 from credits.keys import UserKeys, new_hold_id, parse_reservation_id, reservation_id, user_keys
 from credits.models import Reservation, ReservationStatus, Settlement
-from credits.protocol import Steps, run_script
+from credits.protocol import Now, Steps, run_script
 from credits.scripts import script
 from credits.validation import (
     check_action,
     check_amount,
+    check_encodable,
     check_idempotency_key,
     check_limit,
     check_reason,
@@ -64,14 +65,14 @@ def parse_settlement(rid: str, encoded: str) -> Settlement:
 def _hold_keys(rid: object) -> tuple[UserKeys, str]:
     if not isinstance(rid, str):
         raise InvalidInputError(f"reservation_id must be a str, got {type(rid).__name__}")
-    parsed = parse_reservation_id(rid)
+    parsed = parse_reservation_id(check_encodable("reservation_id", rid))
     if parsed is None:
         raise InvalidInputError(f"malformed reservation id {rid[:300]!r}")
     return user_keys(parsed.user_id), parsed.hold_id
 
 
 def reserve(
-    now_ms: int,
+    now_ms: Now,
     user_id: str,
     amount: int,
     action: str,
@@ -101,7 +102,7 @@ def _closing_reply(rid: str, operation: str, reply: Any) -> Settlement:
 
 
 def settle(
-    now_ms: int, rid: str, actual_amount: int, metadata: dict[str, Any] | None
+    now_ms: Now, rid: str, actual_amount: int, metadata: dict[str, Any] | None
 ) -> Steps[Settlement]:
     user, hold_id = _hold_keys(rid)
     actual = check_amount(actual_amount, "actual_amount", minimum=0)
@@ -111,7 +112,7 @@ def settle(
     return _closing_reply(rid, "settle", reply)
 
 
-def release(now_ms: int, rid: str, reason: str | None) -> Steps[Settlement]:
+def release(now_ms: Now, rid: str, reason: str | None) -> Steps[Settlement]:
     user, hold_id = _hold_keys(rid)
     why = check_reason(reason)
     meta = encode_metadata({"reason": why} if why else None)
@@ -120,7 +121,7 @@ def release(now_ms: int, rid: str, reason: str | None) -> Steps[Settlement]:
     return _closing_reply(rid, "release", reply)
 
 
-def extend(now_ms: int, rid: str, ttl: object) -> Steps[Reservation]:
+def extend(now_ms: Now, rid: str, ttl: object) -> Steps[Reservation]:
     user, hold_id = _hold_keys(rid)
     hold_ttl_ms = ttl_ms(ttl)
     keys, args = user.script_call(now_ms)
@@ -128,7 +129,7 @@ def extend(now_ms: int, rid: str, ttl: object) -> Steps[Reservation]:
     return parse_hold(user, hold_id, replies.check(reply, replies.Context("extend", rid))[1])
 
 
-def get_reservation(now_ms: int, rid: str) -> Steps[Reservation]:
+def get_reservation(now_ms: Now, rid: str) -> Steps[Reservation]:
     user, hold_id = _hold_keys(rid)
     keys, args = user.script_call(now_ms)
     reply = yield from run_script(script("read_holds"), keys, [*args, "one", hold_id])
@@ -139,7 +140,7 @@ def get_reservation(now_ms: int, rid: str) -> Steps[Reservation]:
 
 
 def list_reservations(
-    now_ms: int, user_id: str, status: str | None, limit: int
+    now_ms: Now, user_id: str, status: str | None, limit: int
 ) -> Steps[list[Reservation]]:
     """Open holds soonest-expiring first, then closed holds most recently closed first."""
     user = user_keys(check_user_id(user_id))
@@ -152,11 +153,22 @@ def list_reservations(
     for which in ("open", "closed"):
         if status is not None and (status == "open") != (which == "open"):
             continue
-        reply = replies.check(
-            (yield from run_script(script("read_holds"), keys, [*args, which, count])), context
-        )
-        for i in range(1, len(reply), 2):
-            hold = parse_hold(user, reply[i], reply[i + 1])
-            if status is None or hold.status == status:
-                found.append(hold)
+        offset = 0
+        while len(found) < count:
+            page = min(limits.HOLDS_READ_PER_CALL_MAX, count - len(found))
+            if status is not None:
+                page = limits.HOLDS_READ_PER_CALL_MAX  # a filter may skip some of each page
+            reply = replies.check(
+                (yield from run_script(
+                    script("read_holds"), keys, [*args, which, offset, page]
+                )),
+                context,
+            )  # fmt: skip
+            for i in range(1, len(reply), 2):
+                hold = parse_hold(user, reply[i], reply[i + 1])
+                if status is None or hold.status == status:
+                    found.append(hold)
+            if (len(reply) - 1) // 2 < page:
+                break
+            offset += page
     return found[:count]

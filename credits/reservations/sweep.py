@@ -1,25 +1,30 @@
 """The sweep: close every expired hold, for users who never come back.
 
 Each bucket has a due-index (a sorted set of ``<escaped user>:<hold id>`` by
-expiry, in the bucket's slot). A sweep reads, in one pipeline, the due members
-of every bucket up to ``now`` (at most ``batch_size`` each), then closes them
-with one short ``sweep.lua`` call per bucket batch, all of a round in one
-pipeline. Its cost is the fixed
-bucket count plus the expired holds: open holds that are not due and users
-with nothing due are never touched.
+expiry, in the bucket's slot). A round of the sweep asks every bucket still in
+play, in one pipeline, for its members due by the *server's* clock
+(``due.lua``, at most ``batch_size`` each), then closes them with one
+``sweep.lua`` call per bucket, all in a second pipeline. One call closes at
+most :data:`~credits.limits.SWEEP_HOLDS_PER_CALL_MAX` holds, so no call holds
+Redis for more than a couple of milliseconds whatever the backlog; buckets
+that had a full batch go round again. Its cost is the fixed bucket count plus
+the expired holds: open holds that are not due and users with nothing due are
+never touched.
 """
 
 from __future__ import annotations
 
 from credits import limits, replies
-from credits.keys import due_key, due_member_parts, user_keys
-from credits.protocol import Arg, Batch, Command, Steps, batch_values, run_scripts
+from credits.keys import due_key, due_member_parts, time_arg, user_keys
+from credits.protocol import Arg, Now, Steps, batch_values, run_scripts
 from credits.scripts import script
 from credits.validation import check_limit
 
+SWEEP_ROUNDS_MAX = 1_000_000
+
 
 def _bucket_call(
-    bucket: int, members: list[str], now_ms: int
+    bucket: int, members: list[str], now_ms: Now
 ) -> tuple[list[str], list[Arg]] | None:
     """sweep.lua's keys and arguments for the due members read from one bucket."""
     order: dict[str, int] = {}
@@ -42,33 +47,28 @@ def _bucket_call(
         pairs += [order[user_id], hold_id]
     if not order:
         return None
-    return keys, [now_ms, len(order), *escaped, *pairs]
+    return keys, [time_arg(now_ms), len(order), *escaped, *pairs]
 
 
 def expire_reservations(
-    now_ms: int,
+    now_ms: Now,
     batch_size: int = limits.SWEEP_BATCH_HOLDS_DEFAULT,
-    max_rounds: int = 1000,
+    max_rounds: int = SWEEP_ROUNDS_MAX,
 ) -> Steps[int]:
-    """Close holds due by ``now_ms``; returns how many expired."""
-    batch = check_limit(batch_size, limits.SWEEP_BATCH_HOLDS_MAX, "batch_size")
-    rounds = check_limit(max_rounds, 1_000_000, "max_rounds")
+    """Close holds due by now (the server's clock, or ``now_ms``); returns how many expired."""
+    batch = check_limit(batch_size, limits.SWEEP_HOLDS_PER_CALL_MAX, "batch_size")
+    rounds = check_limit(max_rounds, SWEEP_ROUNDS_MAX, "max_rounds")
     pending = list(range(limits.BUCKET_COUNT))
     expired = 0
+    context = replies.Context("sweep")
     for _ in range(rounds):
-        reads = batch_values(
-            (
-                yield Batch(
-                    tuple(
-                        Command(("ZRANGEBYSCORE", due_key(b), "-inf", now_ms, "LIMIT", 0, batch))
-                        for b in pending
-                    )
-                )
-            )
+        due = yield from run_scripts(
+            script("due"), [([due_key(b)], [time_arg(now_ms), batch]) for b in pending]
         )
         calls: list[tuple[list[str], list[Arg]]] = []
         still_full: list[int] = []
-        for bucket, members in zip(pending, reads, strict=True):
+        for bucket, reply in zip(pending, batch_values(due), strict=True):
+            members = list(replies.check(reply, context)[1:])
             call = _bucket_call(bucket, members, now_ms) if members else None
             if call is not None:
                 calls.append(call)
@@ -77,7 +77,6 @@ def expire_reservations(
         if calls:
             # One pipeline for the round: the server closes holds of one bucket
             # while the client is still sending the next bucket's call.
-            context = replies.Context("sweep")
             for reply in batch_values((yield from run_scripts(script("sweep"), calls))):
                 expired += int(replies.check(reply, context)[1])
         if not still_full:

@@ -30,19 +30,27 @@ local function load_account(u)
   return u
 end
 
+-- An account whose hash is gone while its log remains: nothing may be decided
+-- on it (its balance would read 0, a welcome grant would be paid again) until
+-- rebuild_balance restores it from the log. Costs a call only for unknown users.
+local function damaged(u)
+  return not u.created and redis.call('EXISTS', u.log) == 1
+end
+
+-- A new account is written by its first event (append), never before it, so a
+-- refused or failed call leaves no account behind.
 local function ensure_account(u)
   if not u.created then
-    u.created = fmt(NOW_MS)
+    u.created = NOW
+    u.is_new = true
     u.next_expiry, u.next_purge = FAR_FUTURE_MS, FAR_FUTURE_MS
-    redis.call('HSET', u.account, 'ct', u.created, 'bal', '0', 'held', '0',
-      'nx', fmt(FAR_FUTURE_MS), 'np', fmt(FAR_FUTURE_MS))
-    redis.call('SADD', u.users, u.escaped)
+    u.hints_changed = true
   end
 end
 
 -- Write the hints after upkeep moved them later (every event's HSET writes them too).
 local function save_hints(u)
-  if u.hints_changed and u.created then
+  if u.hints_changed and u.created and not u.is_new then
     redis.call('HSET', u.account, 'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
     u.hints_changed = false
   end

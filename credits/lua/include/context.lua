@@ -1,10 +1,11 @@
 -- context: what every script starts from.
---   ARGV[1]  now_ms: the client's clock (scripts never call TIME, so tests can freeze it)
+--   ARGV[1]  "" (the usual case): the time is the Redis server's clock, read here with
+--            TIME, so every app server agrees on it whatever its own clock says;
+--            or now_ms from a client's explicit clock= override (tests, imports)
 --   ARGV[2]  the user's escaped id (due-index members are "<escaped user>:<hold id>")
 -- Replies are arrays whose first element is a status word; credits/replies.py maps
 -- every word to a result or a typed error.
 -- Credits are integers below 2^53, formatted with %d (never tostring, which goes to 1e+15).
-local NOW_MS = tonumber(ARGV[1])
 local LAZY_EXPIRE_MAX = __LAZY_EXPIRE_PER_CALL_MAX__
 local CLOSED_PURGE_MAX = __CLOSED_PURGE_PER_CALL_MAX__
 local CLOSED_RETENTION_MS = __CLOSED_HOLD_RETENTION_MS__
@@ -15,3 +16,11 @@ local FAR_FUTURE_MS = USER_TOTAL_MAX
 local function fmt(n)
   return string.format('%d', n)
 end
+
+local function server_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local NOW_MS = ARGV[1] == '' and server_now_ms() or tonumber(ARGV[1])
+local NOW = fmt(NOW_MS)

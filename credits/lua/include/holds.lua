@@ -5,12 +5,19 @@ local function due_member(u, hold_id)
   return u.escaped .. ':' .. hold_id
 end
 
+-- A closed hold is readable for CLOSED_RETENTION_MS after its last change and
+-- not a millisecond longer, whether or not the purge has removed it yet.
+-- Returns the record and its JSON, or nil.
 local function load_hold(u, hold_id)
   local raw = redis.call('HGET', u.holds, hold_id)
   if not raw then
     return nil
   end
-  return cjson.decode(raw)
+  local rec = cjson.decode(raw)
+  if rec.s ~= 'open' and tonumber(rec.z) + CLOSED_RETENTION_MS <= NOW_MS then
+    return nil
+  end
+  return rec, raw
 end
 
 local function save_hold(u, hold_id, rec)
@@ -25,18 +32,23 @@ local function note_open_hold(u, expires_ms)
   end
 end
 
--- Take a hold out of the open indexes and into the closed one.
-local function close_hold(u, hold_id, rec, status)
-  rec.s = status
-  rec.z = ARGV[1]
+-- Mark a closed hold changed now: retention counts from its last change.
+local function touch_closed(u, hold_id, rec)
+  rec.z = NOW
   save_hold(u, hold_id, rec)
-  redis.call('ZREM', u.open, hold_id)
-  redis.call('ZREM', u.due, due_member(u, hold_id))
-  redis.call('ZADD', u.closed, ARGV[1], hold_id)
+  redis.call('ZADD', u.closed, NOW, hold_id)
   if NOW_MS + CLOSED_RETENTION_MS < u.next_purge then
     u.next_purge = NOW_MS + CLOSED_RETENTION_MS
     u.hints_changed = true
   end
+end
+
+-- Take a hold out of the open indexes and into the closed one.
+local function close_hold(u, hold_id, rec, status)
+  rec.s = status
+  redis.call('ZREM', u.open, hold_id)
+  redis.call('ZREM', u.due, due_member(u, hold_id))
+  touch_closed(u, hold_id, rec)
 end
 
 local function first_score(key)
@@ -45,4 +57,11 @@ local function first_score(key)
     return tonumber(first[2])
   end
   return nil
+end
+
+-- Close one open hold whose time has come, with its 'expire' event.
+local function expire_hold(u, hold_id, rec)
+  local amount = tonumber(rec.a)
+  append(u, 'expire', amount, amount, -amount, rec.c, '', hold_id, '')
+  close_hold(u, hold_id, rec, 'expired')
 end

@@ -1,25 +1,27 @@
--- upkeep: what every per-user script does before its own work, bounded per call.
+-- upkeep: what every per-user script does before it decides anything.
+-- Each call does a bounded amount of it; when more is due than one call may do,
+-- the script answers {"upkeep"} without deciding, and the client calls again
+-- (credits/protocol.py), so no decision ever counts an expired hold as held.
 --- @include "holds"
 
--- Close the user's holds whose expiry has come (expires_at <= now), at most
--- `limit`, each with an 'expire' event. Returns the ids it closed.
+-- Close up to `limit` of the user's holds whose expiry has come (expires_at <= now).
+-- Returns true when none is left due.
 local function expire_due_holds(u, limit)
   if u.next_expiry > NOW_MS then
-    return {}
+    return true
   end
-  local ids = redis.call('ZRANGEBYSCORE', u.open, '-inf', ARGV[1], 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', u.open, '-inf', NOW, 'LIMIT', 0, limit)
   for _, hold_id in ipairs(ids) do
-    local rec = load_hold(u, hold_id)
-    local amount = tonumber(rec.a)
-    append(u, 'expire', amount, amount, -amount, rec.c, '', hold_id, '')
-    close_hold(u, hold_id, rec, 'expired')
+    expire_hold(u, hold_id, load_hold(u, hold_id))
   end
   u.next_expiry = first_score(u.open) or FAR_FUTURE_MS
   u.hints_changed = true
-  return ids
+  return u.next_expiry > NOW_MS
 end
 
--- Forget closed holds older than the retention, a few per call.
+-- Forget closed holds past their retention, a few per call. Reads never see a
+-- hold past its retention (load_hold), so what is left for the next call is
+-- housekeeping, not a decision.
 local function purge_closed_holds(u)
   if u.next_purge > NOW_MS then
     return
@@ -35,21 +37,15 @@ local function purge_closed_holds(u)
   u.hints_changed = true
 end
 
--- Lazy upkeep every per-user script runs before its own work. Returns how many
--- holds it expired. Costs nothing but the account read when nothing is due.
+-- Lazy upkeep every per-user script runs before its own work. Returns true when
+-- it is complete (nothing expired is left open). Costs nothing but the account
+-- read when nothing is due.
 local function upkeep(u)
-  local expired = #expire_due_holds(u, LAZY_EXPIRE_MAX)
+  if not u.created then
+    return true
+  end
+  local complete = expire_due_holds(u, LAZY_EXPIRE_MAX)
   purge_closed_holds(u)
   save_hints(u)
-  return expired
-end
-
--- A hold named by the caller, read once; read again only when upkeep closed
--- holds (this may be one of them). nil when there is no such hold.
-local function hold_after_upkeep(u, hold_id)
-  local rec = load_hold(u, hold_id)
-  if rec and upkeep(u) > 0 then
-    rec = load_hold(u, hold_id)
-  end
-  return rec
+  return complete
 end

@@ -1,0 +1,135 @@
+"""Reading a user's log: pages of transactions with cursors, and the balance at any time.
+
+Everything here is a plain stream read (``XREVRANGE`` / ``XRANGE``), never a
+script, so a read of any size never holds Redis for more than its own page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from credits import limits, log_format
+from credits.errors import InvalidInputError
+from credits.keys import UserKeys, reservation_id, user_keys
+from credits.models import AccountAt, Transaction
+from credits.protocol import Command, Steps
+from credits.validation import check_limit, check_time_ms, check_user_id, decode_metadata
+
+# A tx id is a stream id, "<ms>-<seq>", in canonical form (no leading zeros).
+_TX_ID: Final = re.compile(r"^(0|[1-9][0-9]{0,15})-(0|[1-9][0-9]{0,19})$")
+SEQUENCE_MAX: Final = 2**64 - 1
+
+
+def check_tx_id(value: object, name: str) -> tuple[int, int] | None:
+    """A tx id cursor as (ms, seq), or None; anything but the canonical form is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a tx_id str, got {type(value).__name__}")
+    match = _TX_ID.match(value)
+    if match is None:
+        raise InvalidInputError(
+            f"{name} must be a tx_id like '1700000000000-0', got {value[:64]!r}"
+        )
+    ms, seq = int(match[1]), int(match[2])
+    if ms > limits.AMOUNT_MAX or seq > SEQUENCE_MAX:
+        raise InvalidInputError(f"{name} {value!r} is out of range")
+    return ms, seq
+
+
+def parse_transaction(user: UserKeys, entry_id: str, fields: dict[str, str]) -> Transaction:
+    hold_id = fields.get(log_format.HOLD, "")
+    shortfall, _, late = fields.get(log_format.EXTRA, "").partition(":")
+    return Transaction(
+        tx_id=entry_id,
+        user_id=user.user_id,
+        type=fields[log_format.TYPE],
+        amount=int(fields[log_format.AMOUNT]),
+        balance_delta=int(fields[log_format.BALANCE_DELTA]),
+        held_delta=int(fields[log_format.HELD_DELTA]),
+        balance_after=int(fields[log_format.BALANCE_AFTER]),
+        action=fields[log_format.ACTION],
+        metadata=decode_metadata(fields.get(log_format.METADATA, "")),
+        timestamp=int(entry_id.partition("-")[0]),
+        reservation_id=reservation_id(user, hold_id) if hold_id else None,
+        shortfall=int(shortfall) if shortfall else 0,
+        late=late == "late",
+    )
+
+
+def get_transactions(
+    user_id: str,
+    limit: int,
+    start_time: int | None,
+    end_time: int | None,
+    before: str | None = None,
+    after: str | None = None,
+) -> Steps[list[Transaction]]:
+    """A page of the user's events, newest first.
+
+    ``start_time`` / ``end_time`` are Unix ms, inclusive; ``before`` / ``after``
+    are tx ids, exclusive. Without ``after`` the page is the ``limit`` newest
+    events that match; with ``after`` it is the ``limit`` oldest events after
+    that cursor (still listed newest first), so polling with
+    ``after=<newest tx_id seen>`` and paging back with ``before=<oldest tx_id of
+    the page>`` both reach every event, however many share a millisecond.
+    """
+    user = user_keys(check_user_id(user_id))
+    count = check_limit(limit, limits.TRANSACTIONS_LIMIT_MAX)
+    start = check_time_ms(start_time, "start_time")
+    end = check_time_ms(end_time, "end_time")
+    before_id = check_tx_id(before, "before")
+    after_id = check_tx_id(after, "after")
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError(f"start_time {start} is after end_time {end}")
+    high = "+" if end is None else str(end)
+    if before_id is not None and (end is None or before_id <= (end, SEQUENCE_MAX)):
+        high = f"({before}"
+    low = "-" if start is None else str(start)
+    if after_id is not None and (start is None or after_id >= (start, 0)):
+        low = f"({after}"
+    if after_id is not None:
+        entries = yield Command(("XRANGE", user.log, low, high, "COUNT", count))
+        entries = list(reversed(entries))
+    else:
+        entries = yield Command(("XREVRANGE", user.log, high, low, "COUNT", count))
+    return [parse_transaction(user, entry_id, fields) for entry_id, fields in entries]
+
+
+def balance_at(user_id: str, at: int) -> Steps[AccountAt]:
+    """Balance and held right after the last event stamped at or before ``at`` (Unix ms).
+
+    One ``XREVRANGE ... COUNT 1``: every event records the balance and held
+    after it, so this is O(log N) and exact. Events written before the held
+    field existed are completed by summing the held deltas before them, in
+    chunks outside any script.
+    """
+    user = user_keys(check_user_id(user_id))
+    moment = check_time_ms(at, "at")
+    if moment is None:
+        raise InvalidInputError("at must be a time in Unix ms, not None")
+    entries = yield Command(("XREVRANGE", user.log, str(moment), "-", "COUNT", 1))
+    if not entries:
+        return AccountAt(user_id=user_id, at=moment, balance=0, held=0, tx_id=None)
+    tx_id, fields = entries[0]
+    held = fields.get(log_format.HELD_AFTER)
+    if held is None:
+        held = yield from _held_up_to(user, tx_id)
+    return AccountAt(
+        user_id=user_id,
+        at=moment,
+        balance=int(fields[log_format.BALANCE_AFTER]),
+        held=int(held),
+        tx_id=tx_id,
+    )
+
+
+def _held_up_to(user: UserKeys, upto: str, chunk: int = limits.LOG_CHUNK_EVENTS) -> Steps[int]:
+    held, start = 0, "-"
+    while True:
+        entries = yield Command(("XRANGE", user.log, start, upto, "COUNT", chunk))
+        held += sum(int(fields[log_format.HELD_DELTA]) for _, fields in entries)
+        if len(entries) < chunk or entries[-1][0] == upto:
+            return held
+        start = f"({entries[-1][0]}"
