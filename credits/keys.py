@@ -27,6 +27,7 @@ from credits.limits import BUCKET_COUNT
 
 PREFIX = "credits"
 USER_KEYS_CACHED_MAX = 4096
+USER_KEY_COUNT = 7  # account, log, holds, open, closed, lots, lots_done
 _RESERVATION_ID = re.compile(
     r"^rsv:\{b(?P<bucket>[0-9]{1,4})\}:(?P<user>[^:]+):(?P<hold>[0-9a-f]{20})$"
 )
@@ -51,23 +52,37 @@ def bucket_tag(bucket: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class UserKeys:
-    """The keys of one user, in the order every per-user script receives them."""
+    """The keys of one user, in the order every per-user script receives them.
+
+    The first :data:`USER_KEY_COUNT` are the user's own; the rest are its
+    bucket's, shared with the other users of the bucket (same slot).
+    """
 
     user_id: str
     bucket: int
     escaped: str
-    account: (
-        str  # hash: bal, held, ct (created ms), init (first initialize result), lid (last log id)
-    )
+    account: str  # hash: bal, held, ct (created ms), init (first initialize), lid (log end), hints
     log: str  # stream: one entry per event
     holds: str  # hash: hold id -> JSON record (open and recently closed)
     open: str  # zset: open hold id by expires_at ms
-    closed: str  # zset: closed hold id by closed_at ms, for purging old records
+    closed: str  # zset: closed hold id by last change ms, for purging old records
+    lots: str  # hash: lot id -> JSON record of a finished lot (active ones live in the account)
+    lots_done: str  # zset: finished lot id by finished ms, for purging old records
     due: str  # bucket zset: "<escaped user>:<hold id>" by expires_at ms, for the sweep
     users: str  # bucket set: escaped user ids, for reconcile
+    outbox: str  # bucket stream: ledger events for apps (alerts, webhooks)
+    lot_due: str  # bucket zset: "<escaped user>" by the user's next lot start or expiry ms
+    renew_due: str  # bucket zset: "<escaped user>" by the user's next allowance period ms
 
     def script_keys(self) -> list[str]:
-        return [self.account, self.log, self.holds, self.open, self.closed, self.due, self.users]
+        return [
+            self.account, self.log, self.holds, self.open, self.closed, self.lots,
+            self.lots_done, self.due, self.users, self.outbox, self.lot_due, self.renew_due,
+        ]  # fmt: skip
+
+    def own_keys(self) -> list[str]:
+        """The user's own keys (what a sweep passes per user)."""
+        return self.script_keys()[:USER_KEY_COUNT]
 
     def idempotency(self, key: str) -> str:
         return f"{self.account}:idem:{key}"
@@ -101,8 +116,13 @@ def user_keys(user_id: str) -> UserKeys:
         holds=f"{base}:holds",
         open=f"{base}:open",
         closed=f"{base}:closed",
+        lots=f"{base}:lots",
+        lots_done=f"{base}:lotsdone",
         due=due_key(bucket),
         users=users_key(bucket),
+        outbox=outbox_key(bucket),
+        lot_due=lot_due_key(bucket),
+        renew_due=renew_due_key(bucket),
     )
 
 
@@ -117,6 +137,26 @@ def due_key(bucket: int) -> str:
 
 def users_key(bucket: int) -> str:
     return f"{PREFIX}:{bucket_tag(bucket)}:users"
+
+
+def outbox_key(bucket: int) -> str:
+    return f"{PREFIX}:{bucket_tag(bucket)}:outbox"
+
+
+def lot_due_key(bucket: int) -> str:
+    return f"{PREFIX}:{bucket_tag(bucket)}:lotdue"
+
+
+def renew_due_key(bucket: int) -> str:
+    return f"{PREFIX}:{bucket_tag(bucket)}:renewdue"
+
+
+def bucket_keys(bucket: int) -> list[str]:
+    """The bucket's shared keys, in the order scripts receive them after a user's own."""
+    return [
+        due_key(bucket), users_key(bucket), outbox_key(bucket),
+        lot_due_key(bucket), renew_due_key(bucket),
+    ]  # fmt: skip
 
 
 def new_hold_id() -> str:

@@ -68,6 +68,12 @@ SWEEP_BATCH_HOLDS_MAX = SWEEP_HOLDS_PER_CALL_MAX
 RECONCILE_BATCH_USERS_DEFAULT = 200
 RECONCILE_BATCH_USERS_MAX = 5000
 
+# Ledger events (credits/lua/include/events.lua) kept per bucket at most, so the
+# outbox's memory is bounded even if nothing delivers it: 1,024 buckets x 10,000
+# events of ~150 B is about 1.5 GB at the very worst. The delivery task trims
+# delivered events much sooner, by age.
+OUTBOX_EVENTS_PER_BUCKET_MAX = 10_000
+
 # Fixed number of hash-tag buckets users are spread over. A user's bucket is
 # part of every key and of every reservation id, so this is a storage-format
 # constant: changing it orphans existing data.

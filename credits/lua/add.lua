@@ -1,5 +1,5 @@
 -- add.lua: credit a user (purchase, grant, refund); creates the account if new.
--- KEYS: the per-user seven, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
+-- KEYS: the per-user twelve, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"overflow", balance + held}
 --       | {"damaged"} | {"upkeep"}
 --- @include "idempotency"

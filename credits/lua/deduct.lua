@@ -1,5 +1,5 @@
 -- deduct.lua: charge a fixed amount now, or refuse and write nothing.
--- KEYS: the per-user seven, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
+-- KEYS: the per-user twelve, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"insufficient", balance}
 --       | {"damaged"} | {"upkeep"}
 --- @include "idempotency"

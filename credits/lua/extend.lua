@@ -1,6 +1,6 @@
 -- extend.lua: the heartbeat of a long job: expires_at = max(expires_at, now + ttl).
 -- An expired hold is closed by the upkeep first, so it can never be revived.
--- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, ttl_ms
+-- KEYS: the per-user twelve.  ARGV: now_ms, user, hold_id, ttl_ms
 -- returns {"ok", record_json} | {"not_found"} | {"closed", status} | {"damaged"} | {"upkeep"}
 --- @include "upkeep"
 local u = load_account(this_user())

@@ -1,7 +1,7 @@
 -- initialize.lua: grant a user's starting credits, once.
 -- A user whose account hash is lost but whose log exists is "damaged", not new:
 -- the grant is never paid twice.
--- KEYS: the per-user seven (see account.lua).  ARGV: now_ms, user, credits, metadata_json
+-- KEYS: the per-user twelve (see account.lua).  ARGV: now_ms, user, credits, metadata_json
 -- returns {"ok", "<tx_id>,<balance>,<ts_ms>"} | {"replay", same} | {"overflow", total}
 --       | {"damaged"} | {"upkeep"}
 --- @include "upkeep"

@@ -1,5 +1,5 @@
 -- read_account.lua: balance, held and creation time, after closing expired holds.
--- KEYS: the per-user seven.  ARGV: now_ms, user
+-- KEYS: the per-user twelve.  ARGV: now_ms, user
 -- returns {"ok", balance, held, created_ms or ""} | {"damaged"} | {"upkeep"}
 --- @include "upkeep"
 local u = load_account(this_user())

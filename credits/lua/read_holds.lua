@@ -2,7 +2,7 @@
 -- Lists read the indexes and fetch the records with one HMGET, without decoding
 -- them: the open index holds only open holds, and the closed index is scored by
 -- each hold's last change, so the retention is a score range.
--- KEYS: the per-user seven.
+-- KEYS: the per-user twelve.
 -- ARGV: now_ms, user, which ("one" | "open" | "closed"), hold_id (one) or offset, limit
 -- returns {"ok", id1, rec1, id2, rec2, ...} | {"damaged"} | {"upkeep"}
 --- @include "upkeep"

@@ -5,7 +5,7 @@
 -- was lost is written back whole: balance, held, the log's end, its creation
 -- time, its welcome grant (so initialize_user never pays twice) and its place in
 -- the bucket's registry; its upkeep hints are reset so the next call looks.
--- KEYS: the per-user seven.
+-- KEYS: the per-user twelve.
 -- ARGV: now_ms, user, marker ("" = none), balance_sum, held_sum, tail_max,
 --       first_ms ("" = unknown), init_result ("" = none seen up to the marker)
 -- returns {"ok", balance, held, tail_events} | {"behind", last_log_id}

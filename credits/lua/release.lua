@@ -1,6 +1,6 @@
 -- release.lua: close an open hold without charging; everything returns to balance.
 -- Releasing a released hold returns the first settlement.
--- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, metadata_json (the reason)
+-- KEYS: the per-user twelve.  ARGV: now_ms, user, hold_id, metadata_json (the reason)
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
 --       | {"damaged"} | {"upkeep"}
 --- @include "upkeep"

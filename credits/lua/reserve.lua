@@ -1,5 +1,5 @@
 -- reserve.lua: move `amount` from balance to held under a new hold, or refuse and write nothing.
--- KEYS: the per-user seven, [idempotency]
+-- KEYS: the per-user twelve, [idempotency]
 -- ARGV: now_ms, user, amount, action, metadata_json, fingerprint, hold_id, ttl_ms
 -- returns {"ok", hold_id, record_json} | {"replay", hold_id, record_json} | {"conflict"}
 --       | {"insufficient", balance} | {"too_many_holds", open_count} | {"damaged"} | {"upkeep"}

@@ -6,7 +6,7 @@
 --            expires_at is always late, whatever the upkeep had left to do.
 --   settled: return the first settlement, charge nothing.
 --   released: refuse.
--- KEYS: the per-user seven.  ARGV: now_ms, user, hold_id, actual, metadata_json
+-- KEYS: the per-user twelve.  ARGV: now_ms, user, hold_id, actual, metadata_json
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
 --       | {"damaged"} | {"upkeep"}
 -- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>"
@@ -57,6 +57,11 @@ if late then
   touch_closed(u, hold_id, rec)
 else
   close_hold(u, hold_id, rec, 'settled')
+end
+if shortfall > 0 then
+  emit(u, 'settlement.shortfall', {
+    hold = hold_id, action = rec.c, charged = charged, shortfall = shortfall, late = late, tx = id,
+  })
 end
 save_hints(u)
 return { 'ok', rec.st }

@@ -1,7 +1,7 @@
 -- snapshot.lua: the consistent point verify and rebuild read the log up to.
 -- The log's end is read from the stream itself, so a lost or stale account hash
 -- shows as a difference instead of hiding behind its own cached marker.
--- KEYS: the per-user seven.  ARGV: now_ms, user
+-- KEYS: the per-user twelve.  ARGV: now_ms, user
 -- returns {"ok", balance, held, cached_log_end or "", log_end or "", account_exists 0|1}
 --- @include "log"
 local u = load_account(this_user())

@@ -2,14 +2,16 @@
 -- due.lua found the members; the client passes each user's keys, so every key is
 -- declared and all of them share the bucket's slot. The client never passes more
 -- than SWEEP_HOLDS_PER_CALL_MAX holds, so one call's work is bounded whatever the data.
--- KEYS[1]: due   KEYS[2]: users   then five per user: account, log, holds, open, closed
+-- KEYS[1..5]: the bucket's (due, users, outbox, lot_due, renew_due), then the seven own
+--             keys of each user (see account.lua)
 -- ARGV: now_ms, n_users, escaped id of each user, then pairs (user index, hold id)
 -- returns {"ok", expired_count, stale_members_dropped}
 --- @include "holds"
 local n_users = tonumber(ARGV[2])
 local users = {}
+local bucket = bucket_at(1)
 for i = 1, n_users do
-  users[i] = load_account(user_at(3 + (i - 1) * 5, ARGV[2 + i], KEYS[1], KEYS[2]))
+  users[i] = load_account(user_at(6 + (i - 1) * USER_KEYS, ARGV[2 + i], bucket))
 end
 local expired, dropped = 0, 0
 local touched = {}

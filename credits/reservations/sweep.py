@@ -15,7 +15,7 @@ never touched.
 from __future__ import annotations
 
 from credits import limits, replies
-from credits.keys import due_key, due_member_parts, time_arg, user_keys
+from credits.keys import bucket_keys, due_key, due_member_parts, time_arg, user_keys
 from credits.protocol import Arg, Now, Steps, batch_values, run_scripts
 from credits.scripts import script
 from credits.validation import check_limit
@@ -28,7 +28,7 @@ def _bucket_call(
 ) -> tuple[list[str], list[Arg]] | None:
     """sweep.lua's keys and arguments for the due members read from one bucket."""
     order: dict[str, int] = {}
-    keys: list[str] = [due_key(bucket), ""]
+    keys: list[str] = bucket_keys(bucket)
     escaped: list[Arg] = []
     pairs: list[Arg] = []
     for member in members:
@@ -41,8 +41,7 @@ def _bucket_call(
             continue
         if user_id not in order:
             order[user_id] = len(order) + 1
-            keys += [user.account, user.log, user.holds, user.open, user.closed]
-            keys[1] = user.users
+            keys += user.own_keys()
             escaped.append(user.escaped)
         pairs += [order[user_id], hold_id]
     if not order:

@@ -1,22 +1,35 @@
 -- account: one user's keys and cached state.
---   KEYS[1..7]  account, log, holds, open, closed, due, users   (one user; one slot)
+--   KEYS[1..7]   the user's own: account, log, holds, open, closed, lots, lots_done
+--   KEYS[8..12]  its bucket's: due, users, outbox, lot_due, renew_due   (one slot in all)
 -- The account hash keeps two hints so that upkeep costs nothing when nothing is due:
 --   nx  no open hold expires before this (ms); only ever too early, never too late
 --   np  no closed hold is old enough to purge before this (ms); likewise
 -- A missing hint means "look": accounts written before the hints existed just look once.
 --- @include "context"
 
--- One user's keys, starting at KEYS[first]: account, log, holds, open, closed.
-local function user_at(first, escaped, due, users)
+local USER_KEYS = 7
+
+-- The bucket's shared keys, starting at KEYS[first].
+local function bucket_at(first)
+  return {
+    due = KEYS[first], users = KEYS[first + 1], outbox = KEYS[first + 2],
+    lot_due = KEYS[first + 3], renew_due = KEYS[first + 4],
+  }
+end
+
+-- One user's keys, starting at KEYS[first], with its bucket's.
+local function user_at(first, escaped, bucket)
   return {
     account = KEYS[first], log = KEYS[first + 1], holds = KEYS[first + 2],
-    open = KEYS[first + 3], closed = KEYS[first + 4],
-    due = due, users = users, escaped = escaped,
+    open = KEYS[first + 3], closed = KEYS[first + 4], lots = KEYS[first + 5],
+    lots_done = KEYS[first + 6],
+    due = bucket.due, users = bucket.users, outbox = bucket.outbox,
+    lot_due = bucket.lot_due, renew_due = bucket.renew_due, escaped = escaped,
   }
 end
 
 local function this_user()
-  return user_at(1, ARGV[2], KEYS[6], KEYS[7])
+  return user_at(1, ARGV[2], bucket_at(USER_KEYS + 1))
 end
 
 local function load_account(u)

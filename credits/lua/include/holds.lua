@@ -1,5 +1,6 @@
 -- holds: records of open and recently closed holds, and the indexes that find them.
 --- @include "log"
+--- @include "events"
 
 local function due_member(u, hold_id)
   return u.escaped .. ':' .. hold_id
@@ -62,6 +63,7 @@ end
 -- Close one open hold whose time has come, with its 'expire' event.
 local function expire_hold(u, hold_id, rec)
   local amount = tonumber(rec.a)
-  append(u, 'expire', amount, amount, -amount, rec.c, '', hold_id, '')
+  local id = append(u, 'expire', amount, amount, -amount, rec.c, '', hold_id, '')
   close_hold(u, hold_id, rec, 'expired')
+  emit(u, 'reservation.expired', { hold = hold_id, amount = amount, action = rec.c, tx = id })
 end

@@ -1,10 +1,11 @@
 -- idempotency: the claim is written by the same script as the effect.
---   KEYS[8]  the idempotency key, only when the caller passed one
+--   KEYS[13]  the idempotency key, only when the caller passed one (after the user's twelve)
 -- Stored value: "<fingerprint>|<result>".
 --- @include "context"
+local IDEMPOTENCY_KEY = 13
 
 local function idempotency_lookup(fingerprint)
-  local key = KEYS[8]
+  local key = KEYS[IDEMPOTENCY_KEY]
   if not key then
     return nil
   end
@@ -20,7 +21,7 @@ local function idempotency_lookup(fingerprint)
 end
 
 local function idempotency_store(fingerprint, result)
-  if KEYS[8] then
-    redis.call('SET', KEYS[8], fingerprint .. '|' .. result, 'PX', IDEMPOTENCY_TTL_MS)
+  if KEYS[IDEMPOTENCY_KEY] then
+    redis.call('SET', KEYS[IDEMPOTENCY_KEY], fingerprint .. '|' .. result, 'PX', IDEMPOTENCY_TTL_MS)
   end
 end
