@@ -13,6 +13,7 @@ accept the log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from bench.redis_info import newest_entry
 from credits import ledger, log_format
 from credits.keys import user_keys
 from credits.models import Reservation
-from credits.protocol import Steps
+from credits.protocol import Now, Steps
 from credits.reservations import holds
 
 EVENT_SPACING_MS = 1000  # one event a second: a busy user, not a burst in one millisecond
@@ -41,7 +42,7 @@ def grant(
     client: redis.Redis, user_ids: list[str], now_ms: int, credits: int = GRANT_CREDITS
 ) -> None:
     """Initialize every user with ``credits`` (one event each)."""
-    steps = (ledger.initialize_user(now_ms, user, credits, None) for user in user_ids)
+    steps = (ledger.initialize_user(Now(now_ms), user, credits, None) for user in user_ids)
     run_pipelined(client, steps)
 
 
@@ -51,7 +52,7 @@ def real_deducts(client: redis.Redis, user_id: str, count: int, start_ms: int) -
         client,
         (
             ledger.deduct(
-                start_ms + i * EVENT_SPACING_MS, user_id, DEDUCT_AMOUNT, ACTION, None, None
+                Now(start_ms + i * EVENT_SPACING_MS), user_id, DEDUCT_AMOUNT, ACTION, None, None
             )
             for i in range(count)
         ),
@@ -110,11 +111,19 @@ def synthetic_log(
         ms = int(str(last[0]).partition("-")[0])
         balance = int(last[1])
         written += step
+        _carry_lot(client, keys.account, balance)
         while pending and pending[0] <= written:
             done = pending.pop(0)
             if checkpoint is not None:
                 checkpoint(done)
     return LogUser(user_id=user_id, events=written, last_ms=ms)
+
+
+def _carry_lot(client: redis.Redis, account: str, balance: int) -> None:
+    """The copies all draw on the user's one lot (the welcome grant): keep it in step."""
+    (lot,) = json.loads(client.hget(account, "L") or "[]")
+    lot["r"] = str(balance)
+    client.hset(account, "L", json.dumps(lot and [lot]))
 
 
 def user_ids(tag: str, group: str, count: int) -> list[str]:
@@ -130,7 +139,8 @@ def reserve_many(
     def operations() -> Iterator[Steps[Reservation]]:
         for _ in range(per_user):
             for user in users:
-                yield _collect(holds.reserve(now_ms, user, amount, ACTION, ttl_s, None, None), ids)
+                steps = holds.reserve(Now(now_ms), user, amount, ACTION, ttl_s, None, None)
+                yield _collect(steps, ids)
 
     run_pipelined(client, operations())
     return ids

@@ -72,9 +72,16 @@ class AsyncCredits(ClientBase):
     get_reservation = awaiting(Operations.get_reservation)
     list_reservations = awaiting(Operations.list_reservations)
 
+    # Lots
+
+    list_lots = awaiting(Operations.list_lots)
+    get_lot = awaiting(Operations.get_lot)
+    void_lot = awaiting(Operations.void_lot)
+
     # Upkeep (what the Celery beat runs)
 
     expire_reservations = awaiting(Operations.expire_reservations)
+    expire_lots = awaiting(Operations.expire_lots)
     reconcile = awaiting(Operations.reconcile)
     check_store = awaiting(Operations.check_store)
 

@@ -74,9 +74,16 @@ class Credits(ClientBase):
     get_reservation = blocking(Operations.get_reservation)
     list_reservations = blocking(Operations.list_reservations)
 
+    # Lots
+
+    list_lots = blocking(Operations.list_lots)
+    get_lot = blocking(Operations.get_lot)
+    void_lot = blocking(Operations.void_lot)
+
     # Upkeep (what the Celery beat runs)
 
     expire_reservations = blocking(Operations.expire_reservations)
+    expire_lots = blocking(Operations.expire_lots)
     reconcile = blocking(Operations.reconcile)
     check_store = blocking(Operations.check_store)
 

@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from credits.errors import InvalidInputError
+from credits.keys import config_arg
 from credits.limits import AMOUNT_MAX
 from credits.pricing import PricingEngine, load_pricing
 from credits.protocol import Now
@@ -50,6 +51,7 @@ class ClientOptions:
     clock: Clock | None
     socket_timeout_s: float
     pricing: PricingEngine
+    script_config: str  # what every script gets as ARGV[2] (credits.keys.config_arg)
 
     @classmethod
     def resolve(
@@ -110,16 +112,17 @@ class ClientOptions:
             clock=clock,
             socket_timeout_s=float(timeout),
             pricing=pricing if pricing is not None else load_pricing(settings.pricing),
+            script_config=config_arg(lot_expiring_notice_ms=settings.lot_expiring_notice_s * 1000),
         )
 
-    def now_ms(self) -> Now:
-        """The operation's time: None (the server's clock) unless an explicit clock is set.
+    def now(self) -> Now:
+        """What an operation's scripts are told: the time (None: the server's clock) and setup.
 
         An explicit clock is for tests and imports: with it, this client's calls
-        use its time instead of the server's ``TIME``.
+        use its time instead of the server's ``TIME``. Read once per operation.
         """
         if self.clock is None:
-            return None
+            return Now(None, self.script_config)
         now = self.clock()
         if (
             isinstance(now, bool)
@@ -127,7 +130,7 @@ class ClientOptions:
             or not 0 <= now * 1000 <= AMOUNT_MAX
         ):
             raise InvalidInputError(f"clock() must return Unix seconds >= 0, got {now!r}")
-        return int(now * 1000)
+        return Now(int(now * 1000), self.script_config)
 
     def describe(self) -> str:
         kind = "cluster" if self.cluster else "redis"

@@ -26,7 +26,8 @@ give back the same error with its data. This module imports nothing from
     │   ├── IdempotencyConflictError
     │   ├── ReservationClosedError
     │   ├── ReservationNotFoundError
-    │   └── LotNotFoundError
+    │   ├── LotNotFoundError
+    │   └── LotClosedError
     ├── PricingConfigError
     ├── BalanceVerificationError
     └── TransactionError                the store failed
@@ -140,6 +141,18 @@ class LotNotFoundError(RefusedError):
         return f"lot {self.lot_id!r} not found"
 
 
+class LotClosedError(RefusedError):
+    """The lot is finished (exhausted or expired) and has nothing left to void."""
+
+    def __init__(self, lot_id: str, status: str) -> None:
+        super().__init__(lot_id, status)
+        self.lot_id = lot_id
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"lot {self.lot_id!r} is {self.status}: nothing is left to void"
+
+
 class PricingConfigError(CreditsError):
     """An unknown action, or a value the pricing rules cannot price."""
 
@@ -187,6 +200,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidInputError",
     "LimitExceededError",
+    "LotClosedError",
     "LotNotFoundError",
     "PricingConfigError",
     "RefusedError",

@@ -11,7 +11,7 @@ from typing import Final
 
 from credits import limits, log_format
 from credits.errors import InvalidInputError
-from credits.keys import UserKeys, reservation_id, user_keys
+from credits.keys import LEGACY_LOT_ID, UserKeys, lot_id, reservation_id, user_keys
 from credits.models import AccountAt, Transaction
 from credits.protocol import Command, Steps
 from credits.validation import check_limit, check_time_ms, check_user_id, decode_metadata
@@ -38,13 +38,24 @@ def check_tx_id(value: object, name: str) -> tuple[int, int] | None:
     return ms, seq
 
 
+def event_lot_deltas(fields: dict[str, str]) -> dict[str, int]:
+    """{lot id within the user: balance delta} of an event; before lots, the legacy lot's."""
+    encoded = fields.get(log_format.LOTS)
+    if encoded is None:
+        delta = int(fields[log_format.BALANCE_DELTA])
+        return {LEGACY_LOT_ID: delta} if delta else {}
+    return log_format.parse_lot_deltas(encoded)
+
+
 def parse_transaction(user: UserKeys, entry_id: str, fields: dict[str, str]) -> Transaction:
     hold_id = fields.get(log_format.HOLD, "")
-    shortfall, _, late = fields.get(log_format.EXTRA, "").partition(":")
+    kind = fields[log_format.TYPE]
+    extra = fields.get(log_format.EXTRA, "") if kind == "settle" else ""
+    shortfall, _, late = extra.partition(":")
     return Transaction(
         tx_id=entry_id,
         user_id=user.user_id,
-        type=fields[log_format.TYPE],
+        type=kind,
         amount=int(fields[log_format.AMOUNT]),
         balance_delta=int(fields[log_format.BALANCE_DELTA]),
         held_delta=int(fields[log_format.HELD_DELTA]),
@@ -55,6 +66,8 @@ def parse_transaction(user: UserKeys, entry_id: str, fields: dict[str, str]) -> 
         reservation_id=reservation_id(user, hold_id) if hold_id else None,
         shortfall=int(shortfall) if shortfall else 0,
         late=late == "late",
+        lots={lot_id(user, lot): delta for lot, delta in event_lot_deltas(fields).items()},
+        forfeited=int(fields.get(log_format.FORFEITED, 0)),
     )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from credits.limits import BUCKET_COUNT
+from credits.protocol import Now
 
 PREFIX = "credits"
 USER_KEYS_CACHED_MAX = 4096
@@ -73,11 +74,13 @@ class UserKeys:
     outbox: str  # bucket stream: ledger events for apps (alerts, webhooks)
     lot_due: str  # bucket zset: "<escaped user>" by the user's next lot start or expiry ms
     renew_due: str  # bucket zset: "<escaped user>" by the user's next allowance period ms
+    stats: str  # bucket hash: "<metric>:<category>:<action>" -> credits, for /metrics
 
     def script_keys(self) -> list[str]:
         return [
             self.account, self.log, self.holds, self.open, self.closed, self.lots,
             self.lots_done, self.due, self.users, self.outbox, self.lot_due, self.renew_due,
+            self.stats,
         ]  # fmt: skip
 
     def own_keys(self) -> list[str]:
@@ -88,16 +91,13 @@ class UserKeys:
         return f"{self.account}:idem:{key}"
 
     def script_call(
-        self, now_ms: int | None, idempotency_key: str | None = None
+        self, now: Now, idempotency_key: str | None = None
     ) -> tuple[list[str], list[str | int]]:
-        """The KEYS and leading ARGV of every per-user script (``lua/include/account.lua``).
-
-        ``now_ms`` None is sent as "": the script reads the server's clock.
-        """
+        """The KEYS and leading ARGV of every per-user script (``lua/include/account.lua``)."""
         keys = self.script_keys()
         if idempotency_key is not None:
             keys.append(self.idempotency(idempotency_key))
-        return keys, [time_arg(now_ms), self.escaped]
+        return keys, [*context_args(now), self.escaped]
 
 
 @lru_cache(maxsize=USER_KEYS_CACHED_MAX)
@@ -123,12 +123,18 @@ def user_keys(user_id: str) -> UserKeys:
         outbox=outbox_key(bucket),
         lot_due=lot_due_key(bucket),
         renew_due=renew_due_key(bucket),
+        stats=stats_key(bucket),
     )
 
 
-def time_arg(now_ms: int | None) -> str | int:
-    """ARGV[1] of every script: an explicit clock's Unix ms, or "" for the server's TIME."""
-    return "" if now_ms is None else now_ms
+def context_args(now: Now) -> list[str | int]:
+    """ARGV[1..2] of every script: the time ("" for the server's TIME) and the configuration."""
+    return ["" if now.ms is None else now.ms, now.config]
+
+
+def config_arg(*, lot_expiring_notice_ms: int) -> str:
+    """The client's script configuration, in the order ``lua/include/context.lua`` reads it."""
+    return "|".join(str(field) for field in (lot_expiring_notice_ms,))
 
 
 def due_key(bucket: int) -> str:
@@ -151,16 +157,48 @@ def renew_due_key(bucket: int) -> str:
     return f"{PREFIX}:{bucket_tag(bucket)}:renewdue"
 
 
+def stats_key(bucket: int) -> str:
+    return f"{PREFIX}:{bucket_tag(bucket)}:stats"
+
+
 def bucket_keys(bucket: int) -> list[str]:
     """The bucket's shared keys, in the order scripts receive them after a user's own."""
     return [
         due_key(bucket), users_key(bucket), outbox_key(bucket),
-        lot_due_key(bucket), renew_due_key(bucket),
+        lot_due_key(bucket), renew_due_key(bucket), stats_key(bucket),
     ]  # fmt: skip
 
 
 def new_hold_id() -> str:
     return secrets.token_hex(10)
+
+
+LOT_ID_HEX_CHARS = 10
+LEGACY_LOT_ID = "0" * LOT_ID_HEX_CHARS  # the one lot an account written before lots has
+_LOT_ID = re.compile(r"^lot:\{b(?P<bucket>[0-9]{1,4})\}:(?P<user>[^:]+):(?P<lot>[0-9a-f]{10})$")
+
+
+def new_lot_id() -> str:
+    """A lot id within its user: random, never the legacy lot's."""
+    while (lot := secrets.token_hex(LOT_ID_HEX_CHARS // 2)) == LEGACY_LOT_ID:
+        pass
+    return lot
+
+
+def lot_id(keys: UserKeys, lot: str) -> str:
+    """The public id of a lot: carries the user's tag, so the id alone routes to it."""
+    return f"lot:{bucket_tag(keys.bucket)}:{keys.escaped}:{lot}"
+
+
+def parse_lot_id(value: str) -> tuple[str, str] | None:
+    """(user id, lot id within the user) of a canonical public lot id, else None."""
+    match = _LOT_ID.match(value)
+    if match is None:
+        return None
+    user_id = unescape_user_id(match["user"])
+    if escape_user_id(user_id) != match["user"] or match["bucket"] != str(bucket_of(user_id)):
+        return None
+    return user_id, match["lot"]
 
 
 def reservation_id(keys: UserKeys, hold_id: str) -> str:

@@ -48,7 +48,7 @@ LAZY_EXPIRE_PER_CALL_MAX = 64
 CLOSED_PURGE_PER_CALL_MAX = 16
 # Calls one operation may make to finish its user's upkeep: enough to close
 # every open hold a user may have, LAZY_EXPIRE_PER_CALL_MAX at a time, with room.
-UPKEEP_CALLS_MAX = -(-OPEN_HOLDS_PER_USER_MAX // LAZY_EXPIRE_PER_CALL_MAX) + 4
+UPKEEP_CALLS_MAX = -(-OPEN_HOLDS_PER_USER_MAX // LAZY_EXPIRE_PER_CALL_MAX) + 8
 
 # Verify and rebuild read the log in chunks of this many events outside any
 # script; the final atomic step of a rebuild reads at most this many tail events.
@@ -56,17 +56,35 @@ UPKEEP_CALLS_MAX = -(-OPEN_HOLDS_PER_USER_MAX // LAZY_EXPIRE_PER_CALL_MAX) + 4
 # 5 ms (bench/RESULTS.md, "longest call"), and verifying was no slower.
 LOG_CHUNK_EVENTS = 500
 LOG_CHUNK_EVENTS_MAX = 10_000
-REBUILD_TAIL_EVENTS_MAX = 500
-REBUILD_ATTEMPTS_MAX = 50
 
-# Holds one sweep script call closes at most (each costs an event and a few index
-# updates, about 30 µs), so a sweep over any backlog never holds Redis for more
-# than a couple of milliseconds at a time.
-SWEEP_HOLDS_PER_CALL_MAX = 64
+# Holds one sweep script call closes at most (each costs an event, a few index
+# updates and giving its credits back to their lots: about 50 µs), so a sweep over
+# any backlog never holds Redis for more than a couple of milliseconds at a time.
+SWEEP_HOLDS_PER_CALL_MAX = 32
 SWEEP_BATCH_HOLDS_DEFAULT = SWEEP_HOLDS_PER_CALL_MAX
 SWEEP_BATCH_HOLDS_MAX = SWEEP_HOLDS_PER_CALL_MAX
 RECONCILE_BATCH_USERS_DEFAULT = 200
 RECONCILE_BATCH_USERS_MAX = 5000
+
+# Credit lots. Active lots (pending, active, or expired but still held by open
+# holds) live in the account hash and are read by every call, so they are
+# bounded; finished lots move to their own hash, cost nothing per call, and are
+# forgotten FINISHED_LOT_RETENTION_MS after they finished.
+LOTS_ACTIVE_PER_USER_MAX = 100
+LOT_SCOPE_ACTIONS_MAX = 32
+LOT_PRIORITY_MIN = 0
+LOT_PRIORITY_MAX = 100
+LOT_PRIORITY_DEFAULT = 50
+FINISHED_LOT_RETENTION_MS = 90 * 24 * 60 * 60 * 1000
+# Lot starts and expiries one call may apply (each is a log event); more due
+# means the call answers "upkeep" and is called again.
+LOT_UPKEEP_PER_CALL_MAX = 32
+FINISHED_LOT_PURGE_PER_CALL_MAX = 16
+LOTS_LIST_LIMIT_MAX = 1000
+# A lot may expire or start at most this far ahead (about 100 years).
+LOT_TERM_MS_MAX = 100 * 365 * 24 * 60 * 60 * 1000
+# Lot expiring notices (lot.expiring) go out this long before expires_at by default.
+LOT_EXPIRING_NOTICE_MS_DEFAULT = 7 * 24 * 60 * 60 * 1000
 
 # Ledger events (credits/lua/include/events.lua) kept per bucket at most, so the
 # outbox's memory is bounded even if nothing delivers it: 1,024 buckets x 10,000

@@ -12,8 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TxType = Literal["initialize", "deduct", "add", "reserve", "settle", "release", "expire"]
+TxType = Literal[
+    "initialize", "deduct", "add", "reserve", "settle", "release", "expire",
+    "lot_start", "lot_expire", "lot_void", "allowance", "rollover",
+]  # fmt: skip
 ReservationStatus = Literal["open", "settled", "released", "expired"]
+LotCategory = Literal["paid", "promotional", "refund", "allowance", "rollover"]
+LotStatus = Literal["pending", "active", "exhausted", "expired", "voided"]
 
 
 class _Frozen(BaseModel):
@@ -26,6 +31,7 @@ class TxResult(_Frozen):
     tx_id: str
     balance: int = Field(ge=0)
     timestamp: int = Field(description="Unix ms of the event")
+    lot_id: str | None = Field(default=None, description="the lot this write created, if any")
 
 
 class Transaction(_Frozen):
@@ -44,6 +50,14 @@ class Transaction(_Frozen):
     reservation_id: str | None = None
     shortfall: int = Field(default=0, ge=0, description="settle: credits owed but not covered")
     late: bool = Field(default=False, description="settle: arrived after the hold expired")
+    lots: dict[str, int] = Field(
+        default_factory=dict, description="the balance delta each lot took in this event"
+    )
+    forfeited: int = Field(
+        default=0,
+        ge=0,
+        description="credits that left the balance because their lot had expired or been voided",
+    )
 
 
 class Account(_Frozen):
@@ -92,6 +106,7 @@ class Reservation(_Frozen):
     metadata: dict[str, Any] = Field(default_factory=dict)
     closed_at: int | None = None
     tx_id: str = Field(description="the reserve event in the user's log")
+    lots: dict[str, int] = Field(default_factory=dict, description="the credits each lot holds")
 
 
 class Settlement(_Frozen):
@@ -104,6 +119,30 @@ class Settlement(_Frozen):
     shortfall: int = Field(ge=0)
     balance: int = Field(ge=0)
     late: bool = False
+    forfeited: int = Field(
+        default=0, ge=0, description="held credits whose lot had expired or been voided: gone"
+    )
+
+
+class Lot(_Frozen):
+    """One grant of credits with its own terms, and what is left of it."""
+
+    id: str
+    user_id: str
+    category: LotCategory
+    priority: int = Field(ge=0, le=100)
+    amount: int = Field(ge=0, description="granted")
+    remaining: int = Field(
+        ge=0, description="not yet spent, held, expired or voided (a pending lot's is its amount)"
+    )
+    held: int = Field(ge=0, description="held by open holds")
+    effective_at: int = Field(description="Unix ms")
+    expires_at: int | None = Field(description="Unix ms; None: never")
+    scope: list[str] | None = Field(description="the actions it alone may pay for; None: all")
+    status: LotStatus
+    action: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: int = Field(description="Unix ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +165,9 @@ __all__ = [
     "AccountAt",
     "BalanceVerification",
     "BulkItem",
+    "Lot",
+    "LotCategory",
+    "LotStatus",
     "Reservation",
     "ReservationStatus",
     "Settlement",

@@ -11,18 +11,21 @@ is no second copy to forget.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from credits import audit, history, ledger, limits
 from credits.connection import ClientOptions
 from credits.errors import CreditsError
 from credits.health import store_warnings
+from credits.lots import ops as lots_ops
+from credits.lots import sweep as lots_sweep
 from credits.models import (
     Account,
     AccountAt,
     BalanceVerification,
     BulkItem,
+    Lot,
     Reservation,
     Settlement,
     Transaction,
@@ -42,9 +45,9 @@ class Operations:
     def __init__(self, options: ClientOptions) -> None:
         self.options = options
 
-    def _now_ms(self) -> Now:
+    def _now(self) -> Now:
         """None (the server's clock decides) unless the client has an explicit clock."""
-        return self.options.now_ms()
+        return self.options.now()
 
     # Ledger
 
@@ -56,7 +59,7 @@ class Operations:
         A second call for the same user grants nothing and returns the first result.
         """
         grant = self.options.default_credits if credits is None else credits
-        return ledger.initialize_user(self._now_ms(), user_id, grant, metadata)
+        return ledger.initialize_user(self._now(), user_id, grant, metadata)
 
     def deduct(
         self,
@@ -74,7 +77,7 @@ class Operations:
         :class:`~credits.errors.IdempotencyConflictError` when the key was used
         with other parameters.
         """
-        return ledger.deduct(self._now_ms(), user_id, amount, action, metadata, idempotency_key)
+        return ledger.deduct(self._now(), user_id, amount, action, metadata, idempotency_key)
 
     def add(
         self,
@@ -84,13 +87,40 @@ class Operations:
         metadata: Metadata = None,
         *,
         idempotency_key: str | None = None,
+        expires_at: int | datetime | None = None,
+        expires_in: int | timedelta | None = None,
+        effective_at: int | datetime | None = None,
+        priority: int = limits.LOT_PRIORITY_DEFAULT,
+        category: str = "paid",
+        scope: list[str] | None = None,
     ) -> Steps[TxResult]:
-        """Credit ``amount`` (a purchase, grant or refund); creates the account if new.
+        """Credit ``amount`` (a purchase, grant or refund) as a new lot; creates the account.
 
-        Raises :class:`~credits.errors.LimitExceededError` when ``balance + held``
-        would pass the ledger's ceiling.
+        The lot's terms: ``expires_at`` (Unix ms or an aware datetime) or
+        ``expires_in`` (seconds or a timedelta, from now), ``effective_at``
+        (later: the lot is pending until then, outside the balance),
+        ``priority`` 0..100 (lower is drawn first), ``category`` (``paid``,
+        ``promotional``, ``refund``) and ``scope`` (None: every action; or the
+        1..32 actions it alone may pay for). ``TxResult.lot_id`` names the lot.
+        Raises :class:`~credits.errors.LimitExceededError` when ``balance +
+        held`` would pass the ledger's ceiling or the user has the most active
+        lots allowed, :class:`~credits.errors.InvalidInputError` for terms out
+        of range (an ``expires_at`` already past, by the server's clock).
         """
-        return ledger.add(self._now_ms(), user_id, amount, action, metadata, idempotency_key)
+        return ledger.add(
+            self._now(),
+            user_id,
+            amount,
+            action,
+            metadata,
+            idempotency_key,
+            expires_at=expires_at,
+            expires_in=expires_in,
+            effective_at=effective_at,
+            priority=priority,
+            category=category,
+            scope=scope,
+        )
 
     def add_many(self, items: Iterable[BulkItem]) -> Steps[list[TxResult | CreditsError]]:
         """Many credits in one pipeline; see :func:`credits.ledger.move_many`.
@@ -98,7 +128,7 @@ class Operations:
         Returns, per item and in order, its :class:`TxResult` or the
         :class:`CreditsError` it failed with.
         """
-        return ledger.move_many("add", self._now_ms(), items)
+        return ledger.move_many("add", self._now(), items)
 
     def deduct_many(self, items: Iterable[BulkItem]) -> Steps[list[TxResult | CreditsError]]:
         """Many charges in one pipeline; see :func:`credits.ledger.move_many`.
@@ -106,15 +136,19 @@ class Operations:
         Returns, per item and in order, its :class:`TxResult` or the
         :class:`CreditsError` it failed with.
         """
-        return ledger.move_many("deduct", self._now_ms(), items)
+        return ledger.move_many("deduct", self._now(), items)
 
-    def get_balance(self, user_id: str) -> Steps[int]:
-        """Spendable credits (0 for an unknown user); O(1)."""
-        return ledger.get_balance(self._now_ms(), user_id)
+    def get_balance(self, user_id: str, action: str | None = None) -> Steps[int]:
+        """Spendable credits now (0 for an unknown user); O(1).
+
+        With ``action``, what the lots that apply to it can spend (a lot scoped
+        to other actions does not count).
+        """
+        return ledger.get_balance(self._now(), user_id, action)
 
     def get_account(self, user_id: str) -> Steps[Account]:
         """Balance, held and creation time (zeros and None for an unknown user)."""
-        return ledger.get_account(self._now_ms(), user_id)
+        return ledger.get_account(self._now(), user_id)
 
     def get_transactions(
         self,
@@ -149,7 +183,7 @@ class Operations:
 
         A lost or stale account hash is invalid (``problems`` says how).
         """
-        return audit.verify_balance(self._now_ms(), user_id)
+        return audit.verify_balance(self._now(), user_id)
 
     def rebuild_balance(self, user_id: str) -> Steps[int]:
         """Set the cached account from the log without losing a racing write; the balance.
@@ -158,7 +192,7 @@ class Operations:
         twice). Raises :class:`~credits.errors.BalanceVerificationError` (and
         changes nothing) when the log sums to an impossible state.
         """
-        return audit.rebuild_balance(self._now_ms(), user_id)
+        return audit.rebuild_balance(self._now(), user_id)
 
     # Reservations
 
@@ -179,7 +213,7 @@ class Operations:
         :class:`~credits.errors.LimitExceededError` when the user has the most
         open holds allowed.
         """
-        now = self._now_ms()
+        now = self._now()
         return holds.reserve(now, user_id, amount, action, ttl, metadata, idempotency_key)
 
     def settle(
@@ -190,19 +224,19 @@ class Operations:
         A second settle returns the first :class:`Settlement`; a released hold
         raises :class:`~credits.errors.ReservationClosedError`.
         """
-        return holds.settle(self._now_ms(), reservation_id, actual_amount, metadata)
+        return holds.settle(self._now(), reservation_id, actual_amount, metadata)
 
     def release(self, reservation_id: str, reason: str | None = None) -> Steps[Settlement]:
         """Close a hold without charging; all of it returns to the balance."""
-        return holds.release(self._now_ms(), reservation_id, reason)
+        return holds.release(self._now(), reservation_id, reason)
 
     def extend(self, reservation_id: str, ttl: int | timedelta) -> Steps[Reservation]:
         """Push the expiry of an open hold to ``now + ttl`` (never earlier than it was)."""
-        return holds.extend(self._now_ms(), reservation_id, ttl)
+        return holds.extend(self._now(), reservation_id, ttl)
 
     def get_reservation(self, reservation_id: str) -> Steps[Reservation]:
         """One hold, open or closed within the retention; ``ReservationNotFoundError`` else."""
-        return holds.get_reservation(self._now_ms(), reservation_id)
+        return holds.get_reservation(self._now(), reservation_id)
 
     def list_reservations(
         self,
@@ -212,15 +246,42 @@ class Operations:
         limit: int = limits.RESERVATIONS_LIST_LIMIT_MAX,
     ) -> Steps[list[Reservation]]:
         """Open holds soonest-expiring first, then closed ones most recently closed first."""
-        return holds.list_reservations(self._now_ms(), user_id, status, limit)
+        return holds.list_reservations(self._now(), user_id, status, limit)
+
+    # Lots
+
+    def list_lots(self, user_id: str, status: str | None = None) -> Steps[list[Lot]]:
+        """The user's lots: active ones in drawdown order, then finished ones, newest first.
+
+        ``status`` filters (``pending``, ``active``, ``exhausted``, ``expired``,
+        ``voided``). Finished lots are kept 90 days after they finished.
+        """
+        return lots_ops.list_lots(self._now(), user_id, status)
+
+    def get_lot(self, lot_id: str) -> Steps[Lot]:
+        """One lot; :class:`~credits.errors.LotNotFoundError` for an unknown (or aged-out) id."""
+        return lots_ops.get_lot(self._now(), lot_id)
+
+    def void_lot(self, lot_id: str, reason: str | None = None) -> Steps[TxResult]:
+        """Remove what remains of a lot (a ``lot_void`` event); once.
+
+        Credits of it held by open holds are voided when those holds give them
+        back. Voiding a voided lot returns the first result; an exhausted or
+        expired lot raises :class:`~credits.errors.LotClosedError`.
+        """
+        return lots_ops.void_lot(self._now(), lot_id, reason)
 
     # Upkeep (what the Celery beat runs)
+
+    def expire_lots(self) -> Steps[int]:
+        """Start and expire every lot that is due, for users who never come back; how many."""
+        return lots_sweep.expire_lots(self._now())
 
     def expire_reservations(
         self, *, batch_size: int = limits.SWEEP_BATCH_HOLDS_DEFAULT
     ) -> Steps[int]:
         """Close every hold whose expiry has passed; returns how many."""
-        return expire_reservations(self._now_ms(), batch_size)
+        return expire_reservations(self._now(), batch_size)
 
     def reconcile(
         self,
@@ -230,7 +291,7 @@ class Operations:
         progress: Progress | None = None,
     ) -> Steps[ReconcileReport]:
         """Verify every user; with ``fix``, rebuild those whose cache differs from the log."""
-        return reconcile(self._now_ms, fix=fix, batch_size=batch_size, progress=progress)
+        return reconcile(self._now, fix=fix, batch_size=batch_size, progress=progress)
 
     def check_store(self) -> Steps[list[str]]:
         """Warnings about the server's eviction and persistence settings (empty: fit for money)."""

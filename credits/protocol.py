@@ -14,14 +14,26 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from credits import limits
+from credits import limits, replies
 from credits.errors import StoreRefusedError
 from credits.scripts import Script
+from credits.scripts import script as script_named
 
 T = TypeVar("T")
 Arg = str | int
-Now = int | None
-"""An operation's time: Unix ms from an explicit ``clock=``, or None for the server's clock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """What every script is told besides its own arguments: the time, and the client's setup.
+
+    ``ms`` is Unix ms from an explicit ``clock=``, or None: then the script reads
+    the Redis server's clock (the usual case). ``config`` is the client's script
+    configuration (:func:`credits.keys.config_arg`).
+    """
+
+    ms: int | None = None
+    config: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,25 +65,51 @@ class ScriptMissing(Exception):
 
 
 def needs_upkeep(reply: Any) -> bool:
-    """The script did a bounded part of its user's due upkeep and decided nothing: call again."""
+    """The script found its user's upkeep due and decided nothing: run it, then call again."""
     return isinstance(reply, list) and bool(reply) and reply[0] == "upkeep"
 
 
-def run_script(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
-    """EVALSHA (EVAL once if the server lost its script cache), again while upkeep is due.
+# KEYS and ARGV of the upkeep script: a per-user script's first thirteen keys
+# (the user's own and its bucket's) and first three arguments (time, config, user).
+UPKEEP_KEYS = 13
+UPKEEP_ARGS = 3
 
-    Each call does bounded work; a user with more expired holds than one call
-    may close answers ``{"upkeep"}`` until they are all closed, so the call that
-    finally decides never counts an expired hold as held.
-    """
+
+def _evalsha(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
+    """EVALSHA, and EVAL once if the server lost its script cache."""
     head: tuple[Arg, ...] = (len(keys), *keys, *args)
+    try:
+        return (yield Command(("EVALSHA", script.sha, *head)))
+    except ScriptMissing:
+        return (yield Command(("EVAL", script.source, *head)))
+
+
+def run_upkeep(keys: list[str], args: list[Arg]) -> Steps[None]:
+    """Run a user's due upkeep to the end, in bounded calls (``run_upkeep.lua``)."""
+    context = replies.Context("upkeep", str(args[UPKEEP_ARGS - 1]))
     for _ in range(limits.UPKEEP_CALLS_MAX):
-        try:
-            reply = yield Command(("EVALSHA", script.sha, *head))
-        except ScriptMissing:
-            reply = yield Command(("EVAL", script.source, *head))
+        reply = yield from _evalsha(
+            script_named("run_upkeep"), keys[:UPKEEP_KEYS], args[:UPKEEP_ARGS]
+        )
+        if not needs_upkeep(reply):
+            replies.check(reply, context)
+            return
+    raise StoreRefusedError(f"upkeep still due after {limits.UPKEEP_CALLS_MAX} calls")
+
+
+def run_script(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
+    """EVALSHA (EVAL once if the server lost its script cache); upkeep first when it is due.
+
+    A per-user script that finds its user's upkeep due (an expired hold, a lot
+    to start or expire) decides nothing and answers ``{"upkeep"}``; then the
+    upkeep runs to the end in bounded calls, and the script is called again. So
+    the call that finally decides never counts an expired hold or lot as live.
+    """
+    for _ in range(limits.UPKEEP_CALLS_MAX):
+        reply = yield from _evalsha(script, keys, args)
         if not needs_upkeep(reply):
             return reply
+        yield from run_upkeep(keys, args)
     raise StoreRefusedError(
         f"{script.name}: upkeep still due after {limits.UPKEEP_CALLS_MAX} calls; nothing decided"
     )
@@ -105,11 +143,13 @@ def run_scripts(script: Script, calls: list[tuple[list[str], list[Arg]]]) -> Ste
         for i, reply in zip(pending, again, strict=True):
             replies[i] = reply
         pending = [i for i in rest if isinstance(replies[i], ScriptMissing)]
-    # Items whose user had more upkeep due than one call may do go again, in order.
+    # Items whose user had upkeep due: run it (one user at a time), then send them again.
     for _ in range(limits.UPKEEP_CALLS_MAX):
         due = [i for i, reply in enumerate(replies) if needs_upkeep(reply)]
         if not due:
             return replies
+        for i in due:
+            yield from run_upkeep(*calls[i])
         again = yield Batch(tuple(command("EVALSHA", script.sha, i) for i in due))
         for i, reply in zip(due, again, strict=True):
             replies[i] = reply

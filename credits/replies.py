@@ -23,7 +23,10 @@ from credits.errors import (
     CreditsError,
     IdempotencyConflictError,
     InsufficientCreditsError,
+    InvalidInputError,
     LimitExceededError,
+    LotClosedError,
+    LotNotFoundError,
     ReservationClosedError,
     ReservationNotFoundError,
     StoreRefusedError,
@@ -45,9 +48,9 @@ class Context:
 # A first application, and a repeat that returns the first result.
 SUCCESS: Final = frozenset({"ok", "replay", "again"})
 # Statuses a multi-step operation answers itself by calling again (never an error):
-# "behind", a rebuild's writers got ahead; "upkeep", more expired holds were due
-# than one call may close (credits.protocol.run_script calls again).
-CONTINUE: Final = frozenset({"behind", "upkeep"})
+# "upkeep", the user's upkeep was due (credits.protocol.run_script runs it, then
+# calls again).
+CONTINUE: Final = frozenset({"upkeep"})
 
 
 def _insufficient(ctx: Context, reply: Reply) -> CreditsError:
@@ -68,6 +71,25 @@ def _too_many_holds(ctx: Context, reply: Reply) -> CreditsError:
     return LimitExceededError(
         "open_holds", limits.OPEN_HOLDS_PER_USER_MAX, used=int(reply[1]), requested=1
     )
+
+
+def _too_many_lots(ctx: Context, reply: Reply) -> CreditsError:
+    return LimitExceededError(
+        "active_lots", limits.LOTS_ACTIVE_PER_USER_MAX, used=int(reply[1]), requested=1
+    )
+
+
+def _invalid(ctx: Context, reply: Reply) -> CreditsError:
+    """Input only the server can judge (it needs the server's clock): nothing was written."""
+    return InvalidInputError(str(reply[1]))
+
+
+def _lot_not_found(ctx: Context, reply: Reply) -> CreditsError:
+    return LotNotFoundError(ctx.subject)
+
+
+def _lot_closed(ctx: Context, reply: Reply) -> CreditsError:
+    return LotClosedError(ctx.subject, str(reply[1]))
 
 
 def _not_found(ctx: Context, reply: Reply) -> CreditsError:
@@ -101,6 +123,10 @@ REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "closed": _closed,
     "impossible": _impossible,
     "damaged": _damaged,
+    "too_many_lots": _too_many_lots,
+    "invalid": _invalid,
+    "lot_not_found": _lot_not_found,
+    "lot_closed": _lot_closed,
 }
 
 STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()

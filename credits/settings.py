@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from credits.errors import InvalidInputError
+from credits.limits import LOT_EXPIRING_NOTICE_MS_DEFAULT, LOT_TERM_MS_MAX
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 UPSTASH_TLS_PORT = 6379
@@ -42,6 +43,10 @@ class CreditsSettings(BaseSettings):
     socket_timeout_s: float = Field(default=SOCKET_TIMEOUT_S_DEFAULT, gt=0, le=3600)
     # "package.module:NAME" of a PricingEngine or a mapping of custom rules
     pricing: str | None = None
+    # lot.expiring goes out this long before a lot expires
+    lot_expiring_notice_s: int = Field(
+        default=LOT_EXPIRING_NOTICE_MS_DEFAULT // 1000, ge=0, le=LOT_TERM_MS_MAX // 1000
+    )
     data_dir: Path = Path(".credits")
 
     def token(self) -> str | None:

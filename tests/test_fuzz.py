@@ -137,6 +137,26 @@ statuses = st.one_of(
     st.none(), st.sampled_from(["open", "settled", "released", "expired"]), any_text
 )
 batch_sizes = st.one_of(numbers, st.integers(min_value=1, max_value=1000))
+instants = st.one_of(
+    numbers,
+    st.datetimes(),  # naive: refused
+    st.datetimes(timezones=st.timezones()),
+    st.integers(min_value=-(2**60), max_value=2**60),
+)
+durations = st.one_of(numbers, st.timedeltas(), st.integers(min_value=-(10**12), max_value=10**12))
+categories = st.one_of(
+    st.sampled_from(["paid", "promotional", "refund", "allowance", "rollover", "Paid"]), non_str
+)
+scopes = st.one_of(
+    st.none(),
+    non_str,
+    any_text,
+    st.lists(actions, max_size=40),
+    st.lists(st.sampled_from(["chat", "video"]), min_size=1, max_size=3),
+)
+lot_statuses = st.one_of(
+    st.none(), st.sampled_from(["pending", "active", "exhausted", "expired", "voided"]), any_text
+)
 
 
 def _mutate(rid: str, position: int, char: str) -> str:
@@ -156,6 +176,22 @@ def reservation_ids(real: list[str]) -> st.SearchStrategy[Any]:
             st.integers(-1, 99_999),
             st.text(max_size=12),
             st.text(alphabet="0123456789abcdef", max_size=21),
+        ),
+    )
+
+
+def lot_ids(real: list[str]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        any_text,
+        non_str,
+        st.sampled_from(real),
+        st.builds(_mutate, st.sampled_from(real), st.integers(0, 80), st.characters()),
+        st.builds(lambda r: r.replace("lot:", "rsv:"), st.sampled_from(real)),
+        st.builds(
+            lambda b, u, h: f"lot:{{b{b}}}:{u}:{h}",
+            st.integers(-1, 99_999),
+            st.text(max_size=12),
+            st.text(alphabet="0123456789abcdef", max_size=11),
         ),
     )
 
@@ -187,8 +223,7 @@ class Rig:
         self.sentinel_id = f"sentinel-{uuid.uuid4().hex}"  # no strategy can spell it
         self.ledger.initialize_user(self.sentinel_id, 1000)
         self.ledger.reserve(self.sentinel_id, 100, "video_generation", ttl=3600)
-        for player in PLAYERS:
-            self.ledger.initialize_user(player, 10**6)
+        self.lots = [self.ledger.initialize_user(player, 10**6).lot_id for player in PLAYERS]
         self.holds = [
             self.ledger.reserve(p, 5, "video_generation", ttl=3600).id for p in PLAYERS * 4
         ]
@@ -260,11 +295,29 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
     ),
     "add": lambda _: st.tuples(
         st.tuples(user_ids, amounts, actions, metadata),
-        st.fixed_dictionaries({"idempotency_key": keys}),
+        st.fixed_dictionaries(
+            {"idempotency_key": keys},
+            optional={
+                "expires_at": instants,
+                "expires_in": durations,
+                "effective_at": instants,
+                "priority": numbers,
+                "category": categories,
+                "scope": scopes,
+            },
+        ),
     ),
     "add_many": lambda _: st.tuples(st.tuples(bulks), st.just({})),
     "deduct_many": lambda _: st.tuples(st.tuples(bulks), st.just({})),
-    "get_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "get_balance": lambda _: st.tuples(
+        st.tuples(user_ids), st.fixed_dictionaries({}, optional={"action": actions})
+    ),
+    "list_lots": lambda _: st.tuples(st.tuples(user_ids, lot_statuses), st.just({})),
+    "get_lot": lambda real: st.tuples(st.tuples(lot_ids(real)), st.just({})),
+    "void_lot": lambda real: st.tuples(
+        st.tuples(lot_ids(real), st.one_of(st.none(), any_text, non_str)), st.just({})
+    ),
+    "expire_lots": lambda _: st.tuples(st.just(()), st.just({})),
     "get_account": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
     "get_transactions": lambda _: st.tuples(
         st.tuples(user_ids),
@@ -310,8 +363,9 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
     ),
     "check_store": lambda _: st.tuples(st.just(()), st.just({})),
 }
+LOT_ID_METHODS = frozenset({"get_lot", "void_lot"})
 # Walking all 1,024 buckets is slower than a single call: fewer examples.
-FEWER = {"reconcile": 5, "expire_reservations": 20}
+FEWER = {"reconcile": 5, "expire_reservations": 20, "expire_lots": 20}
 
 
 def public_methods(cls: type) -> set[str]:
@@ -333,7 +387,7 @@ def test_every_public_method_is_fuzzed() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(CALLS))
 def test_bad_input_never_escapes_or_writes(rig: Rig, method: str) -> None:
-    strategy = CALLS[method](rig.holds)
+    strategy = CALLS[method](rig.lots if method in LOT_ID_METHODS else rig.holds)
     examples = min(EXAMPLES, FEWER.get(method, EXAMPLES) * (10 if SLOW else 1))
 
     @settings(FUZZ, max_examples=examples)

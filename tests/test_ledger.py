@@ -44,7 +44,7 @@ def test_initialize_with_zero_credits_creates_the_account(ledger, user_id) -> No
 
 
 def test_deduct_charges_and_logs(ledger, user_id, clock: Clock) -> None:
-    ledger.initialize_user(user_id, 100)
+    welcome = ledger.initialize_user(user_id, 100).lot_id
     clock.advance(1)
     result = ledger.deduct(user_id, 10, "chat_message", {"app": "chat", "model": "m1"})
     assert result.balance == 90
@@ -61,6 +61,7 @@ def test_deduct_charges_and_logs(ledger, user_id, clock: Clock) -> None:
         action="chat_message",
         metadata={"app": "chat", "model": "m1"},
         timestamp=clock.now_ms,
+        lots={welcome: -10},
     )
 
 

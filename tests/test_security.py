@@ -53,6 +53,7 @@ LEDGER_COMMANDS = (
     # inside the scripts
     "exists", "get", "set", "hget", "hmget", "hset", "hdel", "sadd", "xadd",
     "zadd", "zcard", "zrange", "zrangebyscore", "zrevrangebyscore", "zrem", "time",
+    "hincrby",
 )  # fmt: skip
 # What redis-py's cluster client needs to learn the slots and the commands' keys.
 CLUSTER_COMMANDS = ("cluster|slots", "command")
@@ -94,8 +95,19 @@ def full_flow(ledger: Any, clock: Clock, user: str, *, check_store: bool = True)
     clock.advance(61)
     assert ledger.expire_reservations() >= 2  # the sweep: ZRANGEBYSCORE, then sweep.lua
     assert ledger.reconcile(fix=True, progress=lambda checked, total: None).checked >= 1
+    promo = ledger.add(user, 20, "promo", category="promotional", expires_in=60, priority=1)
+    pending = ledger.add(user, 5, "grant", effective_at=clock.now_ms + 30_000, scope=["chat"])
+    assert ledger.get_balance(user, action="chat") >= 20
+    assert {promo.lot_id, pending.lot_id} <= {lot.id for lot in ledger.list_lots(user)}
+    assert ledger.get_lot(promo.lot_id).status == "active"
+    ledger.deduct(user, 1, "chat_message")  # a lot drawn from
+    ledger.void_lot(pending.lot_id, reason="mistake")
+    clock.advance(61)
+    assert ledger.expire_lots() >= 1  # the lot sweep: due.lua on the lot index, lot_sweep.lua
     clock.advance(31 * 24 * 3600)
     ledger.add(user, 1, "purchase")  # forgets holds closed more than 30 days ago: HDEL
+    clock.advance(91 * 24 * 3600)
+    ledger.add(user, 1, "purchase")  # and lots finished more than 90 days ago
     assert ledger.verify_balance(user).valid
     return list(ledger.check_store()) if check_store else []
 

@@ -28,6 +28,7 @@ from credits.errors import (
 from credits.keys import user_keys
 from credits.redis_server import RedisServer
 from credits.tasks import (
+    expire_lots,
     expire_reservations,
     reconcile_balances,
     release_reservation,
@@ -249,6 +250,28 @@ def test_sweep_task_expires_due_holds(tasks_app, workers, redis_url, client, use
     assert client.get_reservation(keep.id).status == "open"
     account = client.get_account(user_id)
     assert (account.balance, account.held) == (900, 100)
+    assert client.verify_balance(user_id).valid
+
+
+def test_lot_sweep_task_expires_and_starts_lots(
+    tasks_app, workers, redis_url, client, user_id
+) -> None:
+    """Lots of a user who never comes back: the beat's task moves them, by the server's clock."""
+    keep = client.add(user_id, 5, "purchase", expires_in=3600)
+    with Credits(redis_url, clock=lambda: time.time() - 120) as behind:  # two minutes back
+        promo = behind.add(user_id, 50, "promo", category="promotional", expires_in=60)
+        starts = behind.add(user_id, 20, "grant", effective_at=int(time.time() * 1000) - 60_000)
+    worker = workers.start()
+
+    result = expire_lots.apply_async(queue=worker.queue).get(timeout=RESULT_TIMEOUT_S)
+
+    assert set(result) == {"expired"} and result["expired"] >= 2
+    kinds = [tx.type for tx in client.get_transactions(user_id, limit=2)]
+    assert sorted(kinds) == ["lot_expire", "lot_start"]  # written by the task, not by a read
+    assert client.get_lot(promo.lot_id).status == "expired"
+    assert client.get_lot(starts.lot_id).status == "active"
+    assert client.get_lot(keep.lot_id).status == "active"
+    assert client.get_balance(user_id) == 25
     assert client.verify_balance(user_id).valid
 
 

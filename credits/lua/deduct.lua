@@ -1,10 +1,13 @@
--- deduct.lua: charge a fixed amount now, or refuse and write nothing.
--- KEYS: the per-user twelve, [idempotency]  ARGV: now_ms, user, amount, action, metadata_json, fingerprint
--- returns {"ok", result} | {"replay", result} | {"conflict"} | {"insufficient", balance}
+-- deduct.lua: charge a fixed amount now from the lots that apply to the action, or
+-- refuse and write nothing.
+-- KEYS: the per-user thirteen, [idempotency]
+-- ARGV: now_ms, config, user, amount, action, metadata_json, fingerprint
+-- returns {"ok", result} | {"replay", result} | {"conflict"} | {"insufficient", available}
 --       | {"damaged"} | {"upkeep"}
 --- @include "idempotency"
---- @include "upkeep"
-local fingerprint = ARGV[6]
+--- @include "lots"
+--- @include "purge"
+local fingerprint = ARGV[7]
 local seen = idempotency_lookup(fingerprint)
 if seen then
   return seen
@@ -16,14 +19,20 @@ if not u.created then
   end
   return { 'insufficient', 0 }
 end
-if not upkeep(u) then
+if upkeep_due(u) then
   return { 'upkeep' }
 end
-local amount = tonumber(ARGV[3])
+local amount, action = tonumber(ARGV[4]), ARGV[5]
 if u.bal < amount then
-  return { 'insufficient', u.bal }
+  return { 'insufficient', available(u, action) }
 end
-local id, ms = append(u, 'deduct', amount, -amount, 0, ARGV[4], ARGV[5], '', '')
+local takes, can = draw(u, action, amount)
+if not takes then
+  return { 'insufficient', can }
+end
+spend(u, takes, action, nil)
+local id, ms = append(u, 'deduct', amount, -amount, 0, action, ARGV[6], '', '', '')
 local result = tx_result(id, u, ms)
 idempotency_store(fingerprint, result)
+housekeeping(u)
 return { 'ok', result }

@@ -3,26 +3,26 @@
 -- them: the open index holds only open holds, and the closed index is scored by
 -- each hold's last change, so the retention is a score range.
 -- KEYS: the per-user twelve.
--- ARGV: now_ms, user, which ("one" | "open" | "closed"), hold_id (one) or offset, limit
+-- ARGV: now_ms, config, user, which ("one" | "open" | "closed"), hold_id (one) or offset, limit
 -- returns {"ok", id1, rec1, id2, rec2, ...} | {"damaged"} | {"upkeep"}
---- @include "upkeep"
+--- @include "holds"
 local u = load_account(this_user())
 if damaged(u) then
   return { 'damaged' }
 end
-if not upkeep(u) then
+if upkeep_due(u) then
   return { 'upkeep' }
 end
-local which = ARGV[3]
+local which = ARGV[4]
 local reply = { 'ok' }
 if which == 'one' then
-  local rec, raw = load_hold(u, ARGV[4])
+  local rec, raw = load_hold(u, ARGV[5])
   if rec then
-    reply[2], reply[3] = ARGV[4], raw
+    reply[2], reply[3] = ARGV[5], raw
   end
   return reply
 end
-local offset, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local offset, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
 local ids
 if which == 'open' then
   ids = redis.call('ZRANGE', u.open, offset, offset + limit - 1)

@@ -1,17 +1,19 @@
--- release.lua: close an open hold without charging; everything returns to balance.
+-- release.lua: close an open hold without charging; everything goes back to its lots.
 -- Releasing a released hold returns the first settlement.
--- KEYS: the per-user twelve.  ARGV: now_ms, user, hold_id, metadata_json (the reason)
+-- KEYS: the per-user thirteen.  ARGV: now_ms, config, user, hold_id, metadata_json (the reason)
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
 --       | {"damaged"} | {"upkeep"}
---- @include "upkeep"
+--- @include "lots"
+--- @include "holds"
+--- @include "purge"
 local u = load_account(this_user())
 if damaged(u) then
   return { 'damaged' }
 end
-if not upkeep(u) then
+if upkeep_due(u) then
   return { 'upkeep' }
 end
-local hold_id = ARGV[3]
+local hold_id = ARGV[4]
 local rec = load_hold(u, hold_id)
 if not rec then
   return { 'not_found' }
@@ -23,8 +25,10 @@ if rec.s ~= 'open' then
   return { 'closed', rec.s }
 end
 local amount = tonumber(rec.a)
-local id = append(u, 'release', amount, amount, -amount, rec.c, ARGV[4], hold_id, '')
-rec.st = id .. ',0,' .. fmt(amount) .. ',0,' .. fmt(u.bal) .. ',0'
+local returned, forfeited = give_back(u, pins_of(rec), 0, rec.c)
+local id = append(u, 'release', amount, returned, -amount, rec.c, ARGV[5], hold_id, '', '')
+rec.st = id .. ',0,' .. fmt(returned) .. ',0,' .. fmt(u.bal) .. ',0,' .. fmt(forfeited)
 close_hold(u, hold_id, rec, 'released')
 save_hints(u)
+housekeeping(u)
 return { 'ok', rec.st }

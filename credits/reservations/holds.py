@@ -13,7 +13,15 @@ from typing import Any
 from credits import limits, replies
 from credits.errors import InvalidInputError, ReservationNotFoundError, StoreRefusedError
 from credits.idempotency import fingerprint
-from credits.keys import UserKeys, new_hold_id, parse_reservation_id, reservation_id, user_keys
+from credits.keys import (
+    LEGACY_LOT_ID,
+    UserKeys,
+    lot_id,
+    new_hold_id,
+    parse_reservation_id,
+    reservation_id,
+    user_keys,
+)
 from credits.models import Reservation, ReservationStatus, Settlement
 from credits.protocol import Now, Steps, run_script
 from credits.scripts import script
@@ -35,6 +43,7 @@ STATUSES: tuple[ReservationStatus, ...] = ("open", "settled", "released", "expir
 
 def parse_hold(user: UserKeys, hold_id: str, raw: str) -> Reservation:
     record = json.loads(raw)
+    pins = record.get("l") or {LEGACY_LOT_ID: record["a"]}  # a hold made before lots
     return Reservation(
         id=reservation_id(user, hold_id),
         user_id=user.user_id,
@@ -46,11 +55,12 @@ def parse_hold(user: UserKeys, hold_id: str, raw: str) -> Reservation:
         metadata=decode_metadata(record.get("m", "")),
         closed_at=int(record["z"]) if "z" in record else None,
         tx_id=record["x"],
+        lots={lot_id(user, lot): int(n) for lot, n in pins.items()},
     )
 
 
 def parse_settlement(rid: str, encoded: str) -> Settlement:
-    tx_id, charged, released, shortfall, balance, late = encoded.split(",")
+    tx_id, charged, released, shortfall, balance, late, *rest = encoded.split(",")
     return Settlement(
         tx_id=tx_id,
         reservation_id=rid,
@@ -59,6 +69,7 @@ def parse_settlement(rid: str, encoded: str) -> Settlement:
         shortfall=int(shortfall),
         balance=int(balance),
         late=late == "1",
+        forfeited=int(rest[0]) if rest else 0,
     )
 
 
@@ -72,7 +83,7 @@ def _hold_keys(rid: object) -> tuple[UserKeys, str]:
 
 
 def reserve(
-    now_ms: Now,
+    now: Now,
     user_id: str,
     amount: int,
     action: str,
@@ -87,7 +98,7 @@ def reserve(
     meta = encode_metadata(metadata)
     key = check_idempotency_key(idempotency_key)
     digest = fingerprint("reserve", amount, action, hold_ttl_ms, meta) if key is not None else ""
-    keys, args = user.script_call(now_ms, key)
+    keys, args = user.script_call(now, key)
     reply = yield from run_script(
         script("reserve"), keys, [*args, amount, action, meta, digest, new_hold_id(), hold_ttl_ms]
     )
@@ -102,36 +113,36 @@ def _closing_reply(rid: str, operation: str, reply: Any) -> Settlement:
 
 
 def settle(
-    now_ms: Now, rid: str, actual_amount: int, metadata: dict[str, Any] | None
+    now: Now, rid: str, actual_amount: int, metadata: dict[str, Any] | None
 ) -> Steps[Settlement]:
     user, hold_id = _hold_keys(rid)
     actual = check_amount(actual_amount, "actual_amount", minimum=0)
     meta = encode_metadata(metadata)
-    keys, args = user.script_call(now_ms)
+    keys, args = user.script_call(now)
     reply = yield from run_script(script("settle"), keys, [*args, hold_id, actual, meta])
     return _closing_reply(rid, "settle", reply)
 
 
-def release(now_ms: Now, rid: str, reason: str | None) -> Steps[Settlement]:
+def release(now: Now, rid: str, reason: str | None) -> Steps[Settlement]:
     user, hold_id = _hold_keys(rid)
     why = check_reason(reason)
     meta = encode_metadata({"reason": why} if why else None)
-    keys, args = user.script_call(now_ms)
+    keys, args = user.script_call(now)
     reply = yield from run_script(script("release"), keys, [*args, hold_id, meta])
     return _closing_reply(rid, "release", reply)
 
 
-def extend(now_ms: Now, rid: str, ttl: object) -> Steps[Reservation]:
+def extend(now: Now, rid: str, ttl: object) -> Steps[Reservation]:
     user, hold_id = _hold_keys(rid)
     hold_ttl_ms = ttl_ms(ttl)
-    keys, args = user.script_call(now_ms)
+    keys, args = user.script_call(now)
     reply = yield from run_script(script("extend"), keys, [*args, hold_id, hold_ttl_ms])
     return parse_hold(user, hold_id, replies.check(reply, replies.Context("extend", rid))[1])
 
 
-def get_reservation(now_ms: Now, rid: str) -> Steps[Reservation]:
+def get_reservation(now: Now, rid: str) -> Steps[Reservation]:
     user, hold_id = _hold_keys(rid)
-    keys, args = user.script_call(now_ms)
+    keys, args = user.script_call(now)
     reply = yield from run_script(script("read_holds"), keys, [*args, "one", hold_id])
     replies.check(reply, replies.Context("get_reservation", rid))
     if len(reply) < 3:
@@ -140,14 +151,14 @@ def get_reservation(now_ms: Now, rid: str) -> Steps[Reservation]:
 
 
 def list_reservations(
-    now_ms: Now, user_id: str, status: str | None, limit: int
+    now: Now, user_id: str, status: str | None, limit: int
 ) -> Steps[list[Reservation]]:
     """Open holds soonest-expiring first, then closed holds most recently closed first."""
     user = user_keys(check_user_id(user_id))
     if status is not None and status not in STATUSES:
         raise InvalidInputError(f"status must be one of {STATUSES} or None, got {status!r}")
     count = check_limit(limit, limits.RESERVATIONS_LIST_LIMIT_MAX)
-    keys, args = user.script_call(now_ms)
+    keys, args = user.script_call(now)
     context = replies.Context("list_reservations", user_id)
     found: list[Reservation] = []
     for which in ("open", "closed"):

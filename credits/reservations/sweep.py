@@ -15,7 +15,7 @@ never touched.
 from __future__ import annotations
 
 from credits import limits, replies
-from credits.keys import bucket_keys, due_key, due_member_parts, time_arg, user_keys
+from credits.keys import bucket_keys, context_args, due_key, due_member_parts, user_keys
 from credits.protocol import Arg, Now, Steps, batch_values, run_scripts
 from credits.scripts import script
 from credits.validation import check_limit
@@ -23,9 +23,7 @@ from credits.validation import check_limit
 SWEEP_ROUNDS_MAX = 1_000_000
 
 
-def _bucket_call(
-    bucket: int, members: list[str], now_ms: Now
-) -> tuple[list[str], list[Arg]] | None:
+def _bucket_call(bucket: int, members: list[str], now: Now) -> tuple[list[str], list[Arg]] | None:
     """sweep.lua's keys and arguments for the due members read from one bucket."""
     order: dict[str, int] = {}
     keys: list[str] = bucket_keys(bucket)
@@ -46,15 +44,15 @@ def _bucket_call(
         pairs += [order[user_id], hold_id]
     if not order:
         return None
-    return keys, [time_arg(now_ms), len(order), *escaped, *pairs]
+    return keys, [*context_args(now), len(order), *escaped, *pairs]
 
 
 def expire_reservations(
-    now_ms: Now,
+    now: Now,
     batch_size: int = limits.SWEEP_BATCH_HOLDS_DEFAULT,
     max_rounds: int = SWEEP_ROUNDS_MAX,
 ) -> Steps[int]:
-    """Close holds due by now (the server's clock, or ``now_ms``); returns how many expired."""
+    """Close holds due by now (the server's clock, or an explicit one); how many expired."""
     batch = check_limit(batch_size, limits.SWEEP_HOLDS_PER_CALL_MAX, "batch_size")
     rounds = check_limit(max_rounds, SWEEP_ROUNDS_MAX, "max_rounds")
     pending = list(range(limits.BUCKET_COUNT))
@@ -62,13 +60,13 @@ def expire_reservations(
     context = replies.Context("sweep")
     for _ in range(rounds):
         due = yield from run_scripts(
-            script("due"), [([due_key(b)], [time_arg(now_ms), batch]) for b in pending]
+            script("due"), [([due_key(b)], [*context_args(now), batch]) for b in pending]
         )
         calls: list[tuple[list[str], list[Arg]]] = []
         still_full: list[int] = []
         for bucket, reply in zip(pending, batch_values(due), strict=True):
             members = list(replies.check(reply, context)[1:])
-            call = _bucket_call(bucket, members, now_ms) if members else None
+            call = _bucket_call(bucket, members, now) if members else None
             if call is not None:
                 calls.append(call)
             if len(members) == batch:

@@ -7,6 +7,7 @@ completion webhooks. See ``celeryconfig.py`` for delivery guarantees.
 
 from credits.tasks.app import app
 from credits.tasks.jobs import (
+    expire_lots,
     expire_reservations,
     reconcile_balances,
     release_reservation,
@@ -15,6 +16,7 @@ from credits.tasks.jobs import (
 
 __all__ = [
     "app",
+    "expire_lots",
     "expire_reservations",
     "reconcile_balances",
     "release_reservation",

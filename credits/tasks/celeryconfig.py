@@ -127,6 +127,11 @@ beat_schedule = {
         # A tick nobody ran before the next one is dropped, not piled up.
         "options": {"expires": _settings.sweep_interval_s},
     },
+    "expire-lots": {
+        "task": "credits.tasks.expire_lots",
+        "schedule": _settings.sweep_interval_s,
+        "options": {"expires": _settings.sweep_interval_s},
+    },
     "reconcile-balances": {
         "task": "credits.tasks.reconcile_balances",
         "schedule": _settings.reconcile_interval_s,

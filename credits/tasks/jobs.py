@@ -1,4 +1,4 @@
-"""The four tasks: settle and release (from apps' webhooks), sweep and reconcile (from beat).
+"""The tasks: settle and release (from apps' webhooks); the sweeps and reconcile (from beat).
 
 Retries: only :class:`~credits.errors.StoreUnavailableError` (Redis could not be
 reached, or failed mid-call) is retried, with Celery's own exponential backoff
@@ -161,6 +161,19 @@ def expire_reservations() -> dict[str, int]:
     if expired:
         logger.info("expired %d holds", expired)
     return {"expired": expired}
+
+
+@app.task(name="credits.tasks.expire_lots", **SWEEP_TASK)
+def expire_lots() -> dict[str, int]:
+    """Start and expire every lot that is due, for users who never come back; run by beat.
+
+    A user's own calls apply their lots' transitions first anyway, so this is
+    for balances nobody reads. Returns ``{"expired": n}``: transitions applied.
+    """
+    applied = ledger().expire_lots()
+    if applied:
+        logger.info("applied %d lot starts and expiries", applied)
+    return {"expired": applied}
 
 
 def _log_progress(checked: int, total: int) -> None:

@@ -1,10 +1,15 @@
 -- account: one user's keys and cached state.
 --   KEYS[1..7]   the user's own: account, log, holds, open, closed, lots, lots_done
---   KEYS[8..12]  its bucket's: due, users, outbox, lot_due, renew_due   (one slot in all)
--- The account hash keeps two hints so that upkeep costs nothing when nothing is due:
---   nx  no open hold expires before this (ms); only ever too early, never too late
---   np  no closed hold is old enough to purge before this (ms); likewise
--- A missing hint means "look": accounts written before the hints existed just look once.
+--   KEYS[8..13]  its bucket's: due, users, outbox, lot_due, renew_due, stats (one slot in all)
+--   ARGV[3]      the user's escaped id (due-index members are "<escaped user>:<hold id>")
+-- The account hash: bal, held, ct (created ms), lid (the log's end), init (the first
+-- initialize's result), L (the active lots, JSON: see lots.lua), ls (lot sequence),
+-- and hints that make upkeep free when nothing is due, each only ever too early:
+--   nx  no open hold expires before this (ms)
+--   np  no closed hold is old enough to purge before this
+--   nl  no lot starts, expires or is due its expiring notice before this
+--   nq  no finished lot is old enough to purge before this
+-- A missing hint means "look": accounts written before a hint existed just look once.
 --- @include "context"
 
 local USER_KEYS = 7
@@ -13,7 +18,7 @@ local USER_KEYS = 7
 local function bucket_at(first)
   return {
     due = KEYS[first], users = KEYS[first + 1], outbox = KEYS[first + 2],
-    lot_due = KEYS[first + 3], renew_due = KEYS[first + 4],
+    lot_due = KEYS[first + 3], renew_due = KEYS[first + 4], stats = KEYS[first + 5],
   }
 end
 
@@ -21,25 +26,33 @@ end
 local function user_at(first, escaped, bucket)
   return {
     account = KEYS[first], log = KEYS[first + 1], holds = KEYS[first + 2],
-    open = KEYS[first + 3], closed = KEYS[first + 4], lots = KEYS[first + 5],
+    open = KEYS[first + 3], closed = KEYS[first + 4], lots_hash = KEYS[first + 5],
     lots_done = KEYS[first + 6],
     due = bucket.due, users = bucket.users, outbox = bucket.outbox,
-    lot_due = bucket.lot_due, renew_due = bucket.renew_due, escaped = escaped,
+    lot_due = bucket.lot_due, renew_due = bucket.renew_due, stats = bucket.stats,
+    escaped = escaped,
   }
 end
 
 local function this_user()
-  return user_at(1, ARGV[2], bucket_at(USER_KEYS + 1))
+  return user_at(1, ARGV[3], bucket_at(USER_KEYS + 1))
 end
 
 local function load_account(u)
-  local v = redis.call('HMGET', u.account, 'bal', 'held', 'ct', 'lid', 'nx', 'np')
+  local v = redis.call('HMGET', u.account, 'bal', 'held', 'ct', 'lid', 'nx', 'np', 'L', 'nl',
+    'nq', 'ls')
   u.bal = tonumber(v[1]) or 0
   u.held = tonumber(v[2]) or 0
   u.created = v[3]
   u.lid = v[4]
   u.next_expiry = tonumber(v[5]) or 0
   u.next_purge = tonumber(v[6]) or 0
+  u.raw_lots = v[7]
+  u.next_lot = tonumber(v[8]) or 0
+  u.next_lot_purge = tonumber(v[9]) or 0
+  u.lot_seq = tonumber(v[10]) or 0
+  u.deltas, u.stat, u.forfeited = {}, {}, 0
+  u.to_finish, u.details = {}, {}
   return u
 end
 
@@ -56,15 +69,39 @@ local function ensure_account(u)
   if not u.created then
     u.created = NOW
     u.is_new = true
+    u.lots = {}
     u.next_expiry, u.next_purge = FAR_FUTURE_MS, FAR_FUTURE_MS
+    u.next_lot, u.next_lot_purge = FAR_FUTURE_MS, FAR_FUTURE_MS
     u.hints_changed = true
   end
 end
 
--- Write the hints after upkeep moved them later (every event's HSET writes them too).
-local function save_hints(u)
-  if u.hints_changed and u.created and not u.is_new then
-    redis.call('HSET', u.account, 'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
+-- The hints, and the lots when they changed, as HSET arguments.
+local function state_fields(u, fields)
+  if u.hints_changed then
+    local n = #fields
+    fields[n + 1], fields[n + 2] = 'nx', fmt(u.next_expiry)
+    fields[n + 3], fields[n + 4] = 'np', fmt(u.next_purge)
+    fields[n + 5], fields[n + 6] = 'nl', fmt(u.next_lot)
+    fields[n + 7], fields[n + 8] = 'nq', fmt(u.next_lot_purge)
     u.hints_changed = false
   end
+  if u.lots_dirty then
+    local n = #fields
+    fields[n + 1], fields[n + 2] = 'L', cjson.encode(u.lots)
+    fields[n + 3], fields[n + 4] = 'ls', fmt(u.lot_seq)
+    u.lots_dirty = false
+  end
+  return fields
+end
+
+-- Is any upkeep due that a decision depends on (a hold to close, a lot to start
+-- or expire)? Then a script decides nothing and answers {"upkeep"}: the client
+-- runs run_upkeep.lua (bounded calls) and calls again. The hints are only ever
+-- early, so this is never late, and it costs nothing when nothing is due.
+local function upkeep_due(u)
+  if not u.created then
+    return false
+  end
+  return u.next_expiry <= NOW_MS or u.next_lot <= NOW_MS
 end

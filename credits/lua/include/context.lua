@@ -2,7 +2,8 @@
 --   ARGV[1]  "" (the usual case): the time is the Redis server's clock, read here with
 --            TIME, so every app server agrees on it whatever its own clock says;
 --            or now_ms from a client's explicit clock= override (tests, imports)
---   ARGV[2]  the user's escaped id (due-index members are "<escaped user>:<hold id>")
+--   ARGV[2]  the client's configuration, "|"-separated (credits/keys.py, config_arg):
+--            1: lot expiring notice (ms)
 -- Replies are arrays whose first element is a status word; credits/replies.py maps
 -- every word to a result or a typed error.
 -- Credits are integers below 2^53, formatted with %d (never tostring, which goes to 1e+15).
@@ -24,3 +25,20 @@ end
 
 local NOW_MS = ARGV[1] == '' and server_now_ms() or tonumber(ARGV[1])
 local NOW = fmt(NOW_MS)
+
+-- "a|b|c" as {"a", "b", "c"} (empty fields kept in place).
+local function split(text, sep)
+  local fields, start = {}, 1
+  while true do
+    local at = string.find(text, sep, start, true)
+    if not at then
+      fields[#fields + 1] = string.sub(text, start)
+      return fields
+    end
+    fields[#fields + 1] = string.sub(text, start, at - 1)
+    start = at + 1
+  end
+end
+
+local CONFIG = split(ARGV[2], '|')
+local LOT_NOTICE_MS = tonumber(CONFIG[1]) or __LOT_EXPIRING_NOTICE_MS_DEFAULT__

@@ -1,6 +1,6 @@
 -- holds: records of open and recently closed holds, and the indexes that find them.
+-- A hold's record pins the lots its credits came from (l: {lot id: credits}).
 --- @include "log"
---- @include "events"
 
 local function due_member(u, hold_id)
   return u.escaped .. ':' .. hold_id
@@ -58,12 +58,4 @@ local function first_score(key)
     return tonumber(first[2])
   end
   return nil
-end
-
--- Close one open hold whose time has come, with its 'expire' event.
-local function expire_hold(u, hold_id, rec)
-  local amount = tonumber(rec.a)
-  local id = append(u, 'expire', amount, amount, -amount, rec.c, '', hold_id, '')
-  close_hold(u, hold_id, rec, 'expired')
-  emit(u, 'reservation.expired', { hold = hold_id, amount = amount, action = rec.c, tx = id })
 end

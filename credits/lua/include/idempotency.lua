@@ -1,8 +1,8 @@
 -- idempotency: the claim is written by the same script as the effect.
---   KEYS[13]  the idempotency key, only when the caller passed one (after the user's twelve)
+--   KEYS[14]  the idempotency key, only when the caller passed one (after the thirteen)
 -- Stored value: "<fingerprint>|<result>".
 --- @include "context"
-local IDEMPOTENCY_KEY = 13
+local IDEMPOTENCY_KEY = 14
 
 local function idempotency_lookup(fingerprint)
   local key = KEYS[IDEMPOTENCY_KEY]

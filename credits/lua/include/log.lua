@@ -16,51 +16,99 @@ local function next_log_id(u)
   return fmt(ms) .. '-' .. fmt(seq), ms
 end
 
+-- What lot operations accumulated for the next event: each lot's balance delta
+-- ("id:delta,..."), and their sum.
+local function take_deltas(u)
+  local parts, sum = {}, 0
+  for id, n in pairs(u.deltas) do
+    if n ~= 0 then
+      parts[#parts + 1] = id .. ':' .. fmt(n)
+      sum = sum + n
+    end
+  end
+  u.deltas = {}
+  table.sort(parts)
+  return table.concat(parts, ','), sum
+end
+
+-- Counters for /metrics, "<metric>:<category>:<action>" -> credits, written with the event.
+local function note_stat(u, metric, category, action, n)
+  if n > 0 then
+    local field = metric .. ':' .. category .. ':' .. action
+    u.stat[field] = (u.stat[field] or 0) + n
+  end
+end
+
+-- Finished lots leave the account's active set; their records are written after
+-- the event that finished them (the event's XADD is always its first write).
+local function write_finished_lots(u)
+  for _, lot in ipairs(u.to_finish) do
+    local raw = redis.call('HGET', u.lots_hash, lot.i)
+    local rec = raw and cjson.decode(raw) or {}
+    for k, v in pairs(lot) do
+      rec[k] = v
+    end
+    redis.call('HSET', u.lots_hash, lot.i, cjson.encode(rec))
+    redis.call('ZADD', u.lots_done, lot.z, lot.i)
+  end
+  u.to_finish = {}
+end
+
+-- Write what changed without an event (hints, a lot's notice flag, lots an
+-- earlier event of this call finished).
+local function save_hints(u)
+  if u.created and not u.is_new then
+    local fields = state_fields(u, {})
+    if #fields > 0 then
+      redis.call('HSET', u.account, unpack(fields))
+    end
+    write_finished_lots(u)
+  end
+end
+
 -- Append one event and move the cached balance and held by its deltas. The
--- invariant check runs before any write, and the XADD is the event's first
+-- invariant checks run before any write, and the XADD is the event's first
 -- write, so a refused event leaves nothing behind. A new account is written here.
-local function append(u, kind, amount, balance_delta, held_delta, action, meta, hold_id, extra)
+-- `terms` is a created lot's terms (JSON), or ''.
+local function append(u, kind, amount, balance_delta, held_delta, action, meta, hold_id, extra, terms)
   local bal, held = u.bal + balance_delta, u.held + held_delta
   if bal < 0 or held < 0 or bal + held > USER_TOTAL_MAX then
     error('credits invariant refused ' .. kind .. ': balance ' .. fmt(bal) .. ', held ' .. fmt(held))
   end
+  local lots, sum = take_deltas(u)
+  if sum ~= balance_delta then
+    error('credits invariant refused ' .. kind .. ': lots move ' .. fmt(sum) .. ', balance '
+      .. fmt(balance_delta))
+  end
   local id, ms = next_log_id(u)
-  redis.call('XADD', u.log, id,
-    F.type, kind, F.amount, fmt(amount), F.balance_delta, fmt(balance_delta),
+  local entry = { F.type, kind, F.amount, fmt(amount), F.balance_delta, fmt(balance_delta),
     F.held_delta, fmt(held_delta), F.balance_after, fmt(bal), F.held_after, fmt(held),
-    F.action, action, F.metadata, meta, F.hold, hold_id, F.extra, extra)
+    F.action, action, F.metadata, meta, F.hold, hold_id, F.extra, extra, F.lots, lots }
+  if terms and terms ~= '' then
+    entry[#entry + 1], entry[#entry + 2] = F.terms, terms
+  end
+  if u.forfeited > 0 then
+    entry[#entry + 1], entry[#entry + 2] = F.forfeited, fmt(u.forfeited)
+    u.forfeited = 0
+  end
+  redis.call('XADD', u.log, id, unpack(entry))
   u.bal, u.held, u.lid = bal, held, id
+  local fields = { 'bal', fmt(bal), 'held', fmt(held), 'lid', id }
   if u.is_new then
-    redis.call('HSET', u.account, 'ct', u.created, 'bal', fmt(bal), 'held', fmt(held), 'lid', id,
-      'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
+    fields[#fields + 1], fields[#fields + 2] = 'ct', u.created
+    u.lots_dirty, u.hints_changed = true, true
+  end
+  redis.call('HSET', u.account, unpack(state_fields(u, fields)))
+  if u.is_new then
     redis.call('SADD', u.users, u.escaped)
-    u.is_new, u.hints_changed = false, false
-  elseif u.hints_changed then
-    redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id,
-      'nx', fmt(u.next_expiry), 'np', fmt(u.next_purge))
-    u.hints_changed = false
-  else
-    redis.call('HSET', u.account, 'bal', fmt(bal), 'held', fmt(held), 'lid', id)
+    u.is_new = false
   end
+  for field, n in pairs(u.stat) do
+    redis.call('HINCRBY', u.stats, field, n)
+  end
+  u.stat = {}
+  write_finished_lots(u)
   return id, ms
-end
-
--- A stream entry's fields ({k1, v1, k2, v2, ...}) as a table, to read them by name.
-local function entry_fields(entry)
-  local flat, fields = entry[2], {}
-  for i = 1, #flat, 2 do
-    fields[flat[i]] = flat[i + 1]
-  end
-  return fields
-end
-
--- The id of the log's last event, read from the stream itself (not the cache).
-local function log_end(u)
-  local last = redis.call('XREVRANGE', u.log, '+', '-', 'COUNT', 1)
-  if last[1] then
-    return last[1][1]
-  end
-  return nil
 end
 
 local function tx_result(id, u, ms)
