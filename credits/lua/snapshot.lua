@@ -3,6 +3,7 @@
 -- shows as a difference instead of hiding behind its own cached marker.
 -- KEYS: the per-user twelve.  ARGV: now_ms, user
 -- returns {"ok", balance, held, cached_log_end or "", log_end or "", account_exists 0|1}
+--- @read
 --- @include "log"
 local u = load_account(this_user())
 return { 'ok', u.bal, u.held, u.lid or '', log_end(u) or '', u.created and 1 or 0 }
