@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 from urllib.parse import quote, unquote
 
 import redis
@@ -45,7 +45,7 @@ class SentinelURL:
     password: str | None = None
 
 
-def is_sentinel_url(url: object) -> bool:
+def is_sentinel_url(url: object) -> TypeGuard[str]:
     return isinstance(url, str) and url.lower().startswith(f"{SCHEME}://")
 
 
