@@ -93,7 +93,9 @@ def test_kombu_spelling_round_trips() -> None:
         ({"wait_replicas": 1, "wait_timeout_ms": 2000, "socket_timeout": 2}, "socket timeout"),
     ],
 )
-def test_bad_wait_settings_are_refused_at_construction(kwargs: dict[str, object], word: str) -> None:
+def test_bad_wait_settings_are_refused_at_construction(
+    kwargs: dict[str, object], word: str
+) -> None:
     for client_class in (Credits, AsyncCredits):
         with pytest.raises(InvalidInputError, match=word):
             client_class("redis://127.0.0.1:1/0", **kwargs)  # type: ignore[arg-type]
