@@ -134,6 +134,43 @@ def test_without_wait_replicas_nothing_waits(pair: SentinelRig) -> None:
         assert ledger.get_balance(user) == 8
 
 
+def test_a_repeat_is_replicated_so_the_wait_after_it_covers_the_first_write(
+    pair: SentinelRig,
+) -> None:
+    """From Redis 7.2, WAIT counts a connection's last propagated write only.
+
+    A repeat that wrote nothing could then be confirmed while its first write
+    was still on the primary only; each repeat writes back the record it
+    answered from, unchanged, so the replication offset moves past the first.
+    """
+    user = unique_user()
+    with Credits(pair.url()) as ledger, contextlib.closing(pair.primary_client()) as primary:
+
+        def offset() -> int:
+            return int(primary.info("replication")["master_repl_offset"])
+
+        grant = ledger.initialize_user(user, 100)
+        charge = ledger.deduct(user, 1, "chat_message", idempotency_key="once")
+        hold = ledger.reserve(user, 10, "video_generation", ttl=600, idempotency_key="r")
+        settled = ledger.settle(hold.id, 3)
+        other = ledger.reserve(user, 10, "video_generation", ttl=600)
+        released = ledger.release(other.id)
+        repeats = [
+            (lambda: ledger.initialize_user(user, 100), grant),
+            (lambda: ledger.deduct(user, 1, "chat_message", idempotency_key="once"), charge),
+            (lambda: ledger.reserve(user, 10, "video_generation", ttl=600, idempotency_key="r"),
+             hold),
+            (lambda: ledger.settle(hold.id, 3), settled),
+            (lambda: ledger.release(other.id), released),
+        ]  # fmt: skip
+        for repeat, first in repeats:
+            before = offset()
+            assert repeat().tx_id == first.tx_id  # the first result, not a second write
+            assert offset() > before, first
+        assert ledger.get_balance(user) == 96
+        assert ledger.verify_balance(user).valid
+
+
 def _cut_off_primary_ran_writes(rig: SentinelRig) -> Callable[[], None]:
     """Wait until the cut-off primary has run a few more scripts (acknowledged or not)."""
 

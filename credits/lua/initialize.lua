@@ -11,6 +11,7 @@ if damaged(u) then
 end
 local first = redis.call('HGET', u.account, 'init')
 if first then
+  rewrite_unchanged(u.account, 'init')
   return { 'replay', first }
 end
 if not upkeep(u) then

@@ -17,6 +17,7 @@ if not rec then
   return { 'not_found' }
 end
 if rec.s == 'released' then
+  rewrite_unchanged(u.holds, hold_id)
   return { 'again', rec.st }
 end
 if rec.s ~= 'open' then

@@ -24,6 +24,7 @@ if not rec then
   return { 'not_found' }
 end
 if rec.s == 'settled' then
+  rewrite_unchanged(u.holds, hold_id)
   return { 'again', rec.st }
 end
 if rec.s == 'released' then

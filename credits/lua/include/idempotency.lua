@@ -17,6 +17,7 @@ local function idempotency_lookup(fingerprint)
   if string.sub(stored, 1, bar - 1) ~= fingerprint then
     return { 'conflict' }
   end
+  rewrite_unchanged(key, nil)
   return { 'replay', string.sub(stored, bar + 1) }
 end
 
