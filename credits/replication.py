@@ -94,14 +94,21 @@ class Replication:
             return int(reply[1])
         return int(reply)
 
-    def short(self, replies: Sequence[Any]) -> list[int | None]:
-        """The counts of the WAIT replies that fell short of the policy (empty: all good)."""
-        counts = [self.acknowledged(reply) for reply in replies]
-        return [c for c in counts if c is None or c < self.policy.replicas]
+    def short(self, replies: Sequence[Any]) -> list[str]:
+        """What each WAIT that fell short of the policy answered (empty: all good)."""
+        answers: list[str] = []
+        for reply in replies:
+            count = self.acknowledged(reply)
+            if count is None:
+                answers.append(f"{type(reply).__name__}: {reply}")
+            elif count < self.policy.replicas:
+                answers.append(str(count))
+        return answers
 
-    def not_acknowledged(self, counts: Sequence[int | None]) -> StoreUnavailableError:
+    def not_acknowledged(self, answers: Sequence[str]) -> StoreUnavailableError:
+        """The error of a write whose WAIT fell short (or was refused, or was redirected)."""
         n, timeout = self.policy.replicas, self.policy.timeout_ms
-        seen = ", ".join("?" if c is None else str(c) for c in counts)
+        seen = ", ".join(answers)
         return StoreUnavailableError(
             f"write not acknowledged by {n} replica(s) within {timeout} ms ({self.verb} "
             f"answered {seen}): it may exist on the primary only, and a failover would lose "

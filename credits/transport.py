@@ -201,8 +201,10 @@ class _Durable:
             raise_first_error(head)
         short = self.replication.short(waits)
         moved = [k for k, name in self.routes if self.client.get_node_from_key(k).name != name]
-        if short or moved:
-            raise self.replication.not_acknowledged(short or [None])
+        if moved:
+            short.append(f"{len(moved)} write(s) redirected to another node")
+        if short:
+            raise self.replication.not_acknowledged(short)
         return head[0] if isinstance(self.call, Command) else translate_replies(head)
 
 
