@@ -255,8 +255,14 @@ def blocking_executor(
     return execute
 
 
+def _probe_target(client: BlockingRedis | AsyncRedis) -> dict[str, Any]:
+    """On a Cluster the probe goes to one node (the servers of one cluster agree)."""
+    node = client.get_default_node() if _is_cluster(client) else None  # type: ignore[union-attr]
+    return {"target_nodes": node} if node is not None else {}
+
+
 def _probe_blocking(client: BlockingRedis) -> Any:
-    target = {"target_nodes": client.get_default_node()} if _is_cluster(client) else {}  # type: ignore[union-attr]
+    target = _probe_target(client)
     try:
         return client.execute_command(*PROBE, **target)  # type: ignore[no-untyped-call]
     except redis_errors.ResponseError as exc:
@@ -308,7 +314,7 @@ def async_executor(
 
 
 async def _probe_async(client: AsyncRedis) -> Any:
-    target = {"target_nodes": client.get_default_node()} if _is_cluster(client) else {}  # type: ignore[union-attr]
+    target = _probe_target(client)
     try:
         return await client.execute_command(*PROBE, **target)
     except redis_errors.ResponseError as exc:

@@ -16,6 +16,7 @@ second delivery a no-op: each hold is settled exactly once, counted in the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -97,6 +98,10 @@ def test_a_worker_on_a_sentinel_broker_settles_across_a_failover_exactly_once(
             settled_at_least(HOLDS)
             supervisor.check()
             print(f"worker crashes survived: {len(supervisor.crashes)} {supervisor.crashes}")
+            with contextlib.closing(rig.primary_client()) as primary:
+                waits = primary.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+            # The test itself only reads since the failover: these are the worker's settles.
+            assert int(waits) >= HOLDS // 2, "the worker's ledger client waits for the replica"
         finally:
             logs = workers.logs()
             workers.stop_all()

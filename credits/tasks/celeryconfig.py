@@ -73,11 +73,8 @@ _broker = _settings.broker_endpoint()
 _backend = _settings.backend_endpoint()
 broker_url = _broker.url
 result_backend = _backend.url
-if _broker.sentinel:
-    # Celery prefers CELERY_BROKER_URL (untranslated) to broker_url; it connects
-    # with these two, which only this module sets.
-    broker_read_url = broker_write_url = broker_url
-    broker_channel_error_retry = True
+# For Sentinel: broker_read_url, broker_write_url, broker_channel_error_retry.
+globals().update(_broker.broker_extras())
 # Keep retrying to reach the broker at start-up (and silence Celery 5's warning).
 broker_connection_retry_on_startup = True
 

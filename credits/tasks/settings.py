@@ -67,12 +67,45 @@ class CeleryEndpoint:
     def sentinel(self) -> bool:
         return bool(self.transport_options.get("master_name"))
 
+    def broker_extras(self) -> dict[str, Any]:
+        """What Celery needs beyond ``broker_url`` to use this endpoint as its broker.
+
+        For Sentinel: the read and write URLs it connects with (Celery prefers an
+        untranslated ``CELERY_BROKER_URL`` from the environment to ``broker_url``,
+        never to these), and a reconnect when a channel meets a demoted primary.
+        """
+        if not self.sentinel:
+            return {}
+        return {
+            "broker_read_url": self.url,
+            "broker_write_url": self.url,
+            "broker_channel_error_retry": True,
+        }
+
     @classmethod
     def of(cls, url: str | None) -> CeleryEndpoint:
         """``url`` unchanged, or a ``redis+sentinel://`` URL in kombu's spelling and options."""
         if not sentinel.is_sentinel_url(url):
             return cls(url)
         return cls(sentinel.kombu_url(url), sentinel.kombu_options(url, BROKER_SOCKET_TIMEOUT_S))
+
+
+def celery_connection(conf: Any, broker: str, backend: str) -> dict[str, Any]:
+    """Celery settings that point ``conf`` at ``broker`` and ``backend``, Sentinel translated."""
+    to_broker, to_backend = CeleryEndpoint.of(broker), CeleryEndpoint.of(backend)
+    return {
+        "broker_url": to_broker.url,
+        "broker_transport_options": {
+            **(conf.broker_transport_options or {}),
+            **to_broker.transport_options,
+        },
+        **to_broker.broker_extras(),
+        "result_backend": to_backend.url,
+        "result_backend_transport_options": {
+            **(conf.result_backend_transport_options or {}),
+            **to_backend.transport_options,
+        },
+    }
 
 
 class WorkerSettings(CreditsSettings):
@@ -132,4 +165,5 @@ __all__ = [
     "VISIBILITY_TIMEOUT_S_DEFAULT",
     "CeleryEndpoint",
     "WorkerSettings",
+    "celery_connection",
 ]
