@@ -212,6 +212,27 @@ def _demoted_in(replies: Any) -> bool:
     return isinstance(replies, list) and any(demoted(reply) for reply in replies)
 
 
+def _waited(call: Call, replication: Replication | None) -> bool:
+    return replication is not None and replication.applies_to(call)
+
+
+def _pipeline(
+    client: BlockingRedis | AsyncRedis, call: Call, replication: Replication | None
+) -> tuple[Any, Callable[[list[Any]], Any]]:
+    """The pipeline (no MULTI) for a Batch or a waited-for write, and how to read its replies.
+
+    Shared by both executors: one sends it with blocking I/O, the other awaits it.
+    """
+    pipe = client.pipeline(transaction=False)
+    if replication is not None and _waited(call, replication):
+        durable = _Durable(client, call, replication)
+        durable.fill(pipe)
+        return pipe, durable.finish
+    for command in commands_of(call):
+        pipe.execute_command(*command.args)
+    return pipe, translate_replies
+
+
 def blocking_executor(
     client: BlockingRedis, replication: Replication | None = None
 ) -> Callable[[Call], Any]:
@@ -221,28 +242,19 @@ def blocking_executor(
     """
 
     def send(call: Call) -> Any:
-        if replication is not None and replication.applies_to(call):
-            if replication.verb is None:
-                replication.learn(_probe_blocking(client))
-            durable = _Durable(client, call, replication)
-            pipe = client.pipeline(transaction=False)
-            durable.fill(pipe)
-            raw = pipe.execute(raise_on_error=False)
-            if _demoted_in(raw):
-                _forget_demoted_blocking(client)
-            return durable.finish(raw)
-        if isinstance(call, Command):
+        waited = _waited(call, replication)
+        if waited and replication is not None and replication.verb is None:
+            replication.learn(_probe_blocking(client))
+        if isinstance(call, Command) and not waited:
             if call.every_node and isinstance(client, redis.cluster.RedisCluster):
                 nodes = client.get_nodes()  # type: ignore[no-untyped-call]
                 return client.execute_command(*call.args, target_nodes=nodes)  # type: ignore[no-untyped-call]
             return client.execute_command(*call.args)  # type: ignore[no-untyped-call]
-        pipe = client.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)
+        pipe, finish = _pipeline(client, call, replication)
         raw = pipe.execute(raise_on_error=False)
         if _demoted_in(raw):
             _forget_demoted_blocking(client)
-        return translate_replies(raw)
+        return finish(raw)
 
     def execute(call: Call) -> Any:
         try:
@@ -280,27 +292,18 @@ def async_executor(
     """One Call over an asyncio client (see :func:`blocking_executor`)."""
 
     async def send(call: Call) -> Any:
-        if replication is not None and replication.applies_to(call):
-            if replication.verb is None:
-                replication.learn(await _probe_async(client))
-            durable = _Durable(client, call, replication)
-            pipe = client.pipeline(transaction=False)
-            durable.fill(pipe)
-            raw = await pipe.execute(raise_on_error=False)
-            if _demoted_in(raw):
-                await _forget_demoted_async(client)
-            return durable.finish(raw)
-        if isinstance(call, Command):
+        waited = _waited(call, replication)
+        if waited and replication is not None and replication.verb is None:
+            replication.learn(await _probe_async(client))
+        if isinstance(call, Command) and not waited:
             if call.every_node and isinstance(client, redis.asyncio.cluster.RedisCluster):
                 return await client.execute_command(*call.args, target_nodes=client.get_nodes())
             return await client.execute_command(*call.args)
-        pipe = client.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)
+        pipe, finish = _pipeline(client, call, replication)
         raw = await pipe.execute(raise_on_error=False)
         if _demoted_in(raw):
             await _forget_demoted_async(client)
-        return translate_replies(raw)
+        return finish(raw)
 
     async def execute(call: Call) -> Any:
         try:
