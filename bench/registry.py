@@ -10,6 +10,7 @@ from bench.measures import (
     history,
     hot_user_pg,
     memory,
+    replicated_deduct,
     reserve_settle,
     server_clock,
     slowlog,
@@ -20,6 +21,7 @@ from bench.measures import (
 ALL: tuple[Measure, ...] = (
     sync_deduct.MEASURE,
     server_clock.MEASURE,
+    replicated_deduct.MEASURE,
     async_deduct.MEASURE,
     bulk.MEASURE,
     hot_user_pg.MEASURE,

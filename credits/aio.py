@@ -42,7 +42,7 @@ class AsyncCredits(ClientBase):
 
     def _connect(self) -> None:
         self._redis = self._options.connect_async()
-        self._execute = async_executor(self._redis)
+        self._execute = async_executor(self._redis, self._options.replication())
 
     @property
     def redis(self) -> AsyncRedis:

@@ -27,15 +27,20 @@ class ClientBase:
         clock: Clock | None = None,
         socket_timeout: float | None = None,
         pricing: PricingEngine | None = None,
+        wait_replicas: int | None = None,
+        wait_timeout_ms: int | None = None,
         settings: CreditsSettings | None = None,
     ) -> None:
         """A client of the ledger.
 
-        ``url`` is ``redis://``, ``rediss://`` or an Upstash ``https://`` URL,
-        with ``token`` as its password. Every argument left out comes from its
-        ``CREDITS_*`` setting (``settings``, or the environment): ``url`` from
-        ``CREDITS_REDIS_URL``, ``default_credits`` (100), ``cluster``,
-        ``socket_timeout`` (seconds, 5) and ``pricing`` (``CREDITS_PRICING``).
+        ``url`` is ``redis://``, ``rediss://``, ``redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]``
+        or an Upstash ``https://`` URL, with ``token`` as its password. Every
+        argument left out comes from its ``CREDITS_*`` setting (``settings``, or
+        the environment): ``url`` from ``CREDITS_REDIS_URL``, ``default_credits``
+        (100), ``cluster``, ``socket_timeout`` (seconds, 5), ``pricing``
+        (``CREDITS_PRICING``), ``wait_replicas`` (0: a write is acknowledged
+        once the primary has it; n: once n replicas have it too, else
+        ``StoreUnavailableError``) and ``wait_timeout_ms`` (500).
         ``clock`` returns Unix seconds and is read once per operation.
         """
         self._options = ClientOptions.resolve(
@@ -46,6 +51,8 @@ class ClientBase:
             clock=clock,
             socket_timeout=socket_timeout,
             pricing=pricing,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
             settings=settings,
         )
         self._operations = Operations(self._options)

@@ -44,7 +44,7 @@ class Credits(ClientBase):
 
     def _connect(self) -> None:
         self._redis = self._options.connect()
-        self._execute = blocking_executor(self._redis)
+        self._execute = blocking_executor(self._redis, self._options.replication())
 
     @property
     def redis(self) -> BlockingRedis:

@@ -11,6 +11,13 @@ that is unsafe: a script that ran but whose reply was lost would run twice.
 So the connections here never retry on their own; the caller (or a Celery
 task) retries with the same idempotency key or reservation id, which the
 scripts apply once.
+
+A ``redis+sentinel://`` URL (:mod:`credits.sentinel`) connects through
+redis-py's Sentinel client: each new connection asks the sentinels where the
+primary is, so after a failover the next call reaches the promoted replica
+(the calls in between fail with :class:`StoreUnavailableError`, as any outage).
+``wait_replicas`` (:mod:`credits.replication`) makes every write wait for that
+many replicas before it is acknowledged.
 """
 
 from __future__ import annotations
@@ -29,13 +36,17 @@ import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from credits import limits, sentinel
 from credits.errors import InvalidInputError
 from credits.keys import config_arg
 from credits.limits import AMOUNT_MAX
 from credits.pricing import PricingEngine, load_pricing
 from credits.protocol import Now
+from credits.replication import Replication, WaitPolicy
 from credits.settings import CreditsSettings, redact_url, resolve_redis_url
 from credits.transport import TRANSLATED, AsyncRedis, BlockingRedis, translate
+
+NO_WAIT = WaitPolicy(replicas=0, timeout_ms=limits.WAIT_TIMEOUT_MS_DEFAULT)
 
 Clock = Callable[[], float]
 """An explicit clock: returns Unix seconds. Without one, the Redis server's clock decides."""
@@ -52,6 +63,7 @@ class ClientOptions:
     socket_timeout_s: float
     pricing: PricingEngine
     script_config: str  # what every script gets as ARGV[2] (credits.keys.config_arg)
+    wait: WaitPolicy = NO_WAIT
 
     @classmethod
     def resolve(
@@ -64,6 +76,8 @@ class ClientOptions:
         clock: Clock | None = None,
         socket_timeout: float | None = None,
         pricing: PricingEngine | None = None,
+        wait_replicas: int | None = None,
+        wait_timeout_ms: int | None = None,
         settings: CreditsSettings | None = None,
     ) -> ClientOptions:
         """The options: each argument given, else its setting (``settings`` or the environment)."""
@@ -100,19 +114,31 @@ class ClientOptions:
             )
         try:
             resolved = resolve_redis_url(url, token)
-            urlsplit(resolved).port  # noqa: B018 -- parses the port, as redis-py will
+            if not sentinel.is_sentinel_url(resolved):
+                urlsplit(resolved).port  # noqa: B018 -- parses the port, as redis-py will
         except InvalidInputError:
             raise
         except ValueError as exc:  # the message names the bad part, never the password
             raise InvalidInputError(f"malformed Redis URL: {exc}") from None
+        on_cluster = settings.redis_cluster if cluster is None else bool(cluster)
+        if on_cluster and sentinel.is_sentinel_url(resolved):
+            raise InvalidInputError(
+                "a Redis Cluster fails over by itself: use a redis:// URL of one of its nodes, "
+                "not redis+sentinel://, with cluster=True"
+            )
         return cls(
             url=resolved,
             default_credits=grant,
-            cluster=settings.redis_cluster if cluster is None else bool(cluster),
+            cluster=on_cluster,
             clock=clock,
             socket_timeout_s=float(timeout),
             pricing=pricing if pricing is not None else load_pricing(settings.pricing),
             script_config=config_arg(lot_expiring_notice_ms=settings.lot_expiring_notice_s * 1000),
+            wait=_wait_policy(
+                settings.wait_replicas if wait_replicas is None else wait_replicas,
+                settings.wait_timeout_ms if wait_timeout_ms is None else wait_timeout_ms,
+                float(timeout),
+            ),
         )
 
     def now(self) -> Now:
@@ -134,7 +160,12 @@ class ClientOptions:
 
     def describe(self) -> str:
         kind = "cluster" if self.cluster else "redis"
-        return f"{kind} {redact_url(self.url)}"
+        waits = f", wait_replicas={self.wait.replicas}" if self.wait.replicas else ""
+        return f"{kind} {redact_url(self.url)}{waits}"
+
+    def replication(self) -> Replication | None:
+        """A new client's own waiting for replicas (it learns its server's verb), or None."""
+        return Replication(self.wait) if self.wait.replicas else None
 
     def _connection_kwargs(self) -> dict[str, Any]:
         return {
@@ -144,6 +175,10 @@ class ClientOptions:
         }
 
     def connect(self) -> BlockingRedis:
+        if sentinel.is_sentinel_url(self.url):
+            return sentinel.blocking_primary(
+                self.url, self.socket_timeout_s, retry=Retry(NoBackoff(), 0), decode_responses=True
+            )
         if self.cluster:
             # The blocking cluster client discovers the slots as it is built.
             try:
@@ -158,8 +193,39 @@ class ClientOptions:
 
     def connect_async(self) -> AsyncRedis:
         retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+        if sentinel.is_sentinel_url(self.url):
+            return sentinel.async_primary(
+                self.url, self.socket_timeout_s, retry=retry, decode_responses=True
+            )
         if self.cluster:
             return redis.asyncio.cluster.RedisCluster.from_url(
                 self.url, retry=retry, **self._connection_kwargs()
             )
         return redis.asyncio.Redis.from_url(self.url, retry=retry, **self._connection_kwargs())
+
+
+def _wait_policy(replicas: object, timeout_ms: object, socket_timeout_s: float) -> WaitPolicy:
+    """``wait_replicas`` and its timeout, checked: a WAIT must end before the socket gives up."""
+    if (
+        isinstance(replicas, bool)
+        or not isinstance(replicas, int)
+        or not 0 <= replicas <= limits.WAIT_REPLICAS_MAX
+    ):
+        raise InvalidInputError(
+            f"wait_replicas must be an int in [0, {limits.WAIT_REPLICAS_MAX}], got {replicas!r}"
+        )
+    if (
+        isinstance(timeout_ms, bool)
+        or not isinstance(timeout_ms, int)
+        or not limits.WAIT_TIMEOUT_MS_MIN <= timeout_ms <= limits.WAIT_TIMEOUT_MS_MAX
+    ):
+        raise InvalidInputError(
+            f"wait_timeout_ms must be an int in [{limits.WAIT_TIMEOUT_MS_MIN}, "
+            f"{limits.WAIT_TIMEOUT_MS_MAX}], got {timeout_ms!r}"
+        )
+    if replicas and timeout_ms >= socket_timeout_s * 1000:
+        raise InvalidInputError(
+            f"wait_timeout_ms ({timeout_ms}) must be shorter than the socket timeout "
+            f"({socket_timeout_s:g} s), or every slow WAIT would look like a lost connection"
+        )
+    return WaitPolicy(replicas=replicas, timeout_ms=timeout_ms)

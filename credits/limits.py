@@ -92,6 +92,16 @@ LOT_EXPIRING_NOTICE_MS_DEFAULT = 7 * 24 * 60 * 60 * 1000
 # delivered events much sooner, by age.
 OUTBOX_EVENTS_PER_BUCKET_MAX = 10_000
 
+# wait_replicas: a write is acknowledged only once this many replicas have it
+# (WAIT / WAITAOF after the script, on the connection that ran it). More replicas
+# than this is a typo, not a topology.
+WAIT_REPLICAS_MAX = 16
+# How long a write waits for its replicas before StoreUnavailableError. Never 0
+# (WAIT 0 blocks for ever); always below the socket timeout, checked with it.
+WAIT_TIMEOUT_MS_DEFAULT = 500
+WAIT_TIMEOUT_MS_MIN = 1
+WAIT_TIMEOUT_MS_MAX = 60_000
+
 # Fixed number of hash-tag buckets users are spread over. A user's bucket is
 # part of every key and of every reservation id, so this is a storage-format
 # constant: changing it orphans existing data.

@@ -42,10 +42,16 @@ class Command:
 
     ``every_node``: a keyless command (``CONFIG GET``) that a cluster client
     must send to every node; the reply is then ``{node: reply}``.
+
+    ``writes``: the command changes what a caller is told (a write script).
+    With ``wait_replicas`` the executor acknowledges it only once that many
+    replicas have it, waiting on the connection that ran it
+    (:mod:`credits.transport`); reads are never waited for.
     """
 
     args: tuple[Arg, ...]
     every_node: bool = False
+    writes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,10 @@ class Batch:
     """Commands sent in one pipeline (no MULTI); the reply is their list of replies."""
 
     commands: tuple[Command, ...]
+
+    @property
+    def writes(self) -> bool:
+        return any(command.writes for command in self.commands)
 
 
 Call = Command | Batch
@@ -79,9 +89,9 @@ def _evalsha(script: Script, keys: list[str], args: list[Arg]) -> Steps[Any]:
     """EVALSHA, and EVAL once if the server lost its script cache."""
     head: tuple[Arg, ...] = (len(keys), *keys, *args)
     try:
-        return (yield Command(("EVALSHA", script.sha, *head)))
+        return (yield Command(("EVALSHA", script.sha, *head), writes=script.writes))
     except ScriptMissing:
-        return (yield Command(("EVAL", script.source, *head)))
+        return (yield Command(("EVAL", script.source, *head), writes=script.writes))
 
 
 def run_upkeep(keys: list[str], args: list[Arg]) -> Steps[None]:
@@ -126,7 +136,7 @@ def run_scripts(script: Script, calls: list[tuple[list[str], list[Arg]]]) -> Ste
 
     def command(verb: str, body: str, i: int) -> Command:
         keys, args = calls[i]
-        return Command((verb, body, len(keys), *keys, *args))
+        return Command((verb, body, len(keys), *keys, *args), writes=script.writes)
 
     replies: list[Any] = list(
         (yield Batch(tuple(command("EVALSHA", script.sha, i) for i in range(len(calls)))))

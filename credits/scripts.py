@@ -29,6 +29,7 @@ from credits import limits, log_format
 
 _PLACEHOLDER = re.compile(r"__([A-Z_]+)__")
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
+_READ = re.compile(r"^--- @read$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Script:
     name: str
     source: str
     sha: str
+    writes: bool = True  # False for a script marked ``--- @read``
 
 
 def _value(name: str) -> str:
@@ -84,4 +86,9 @@ def script(name: str) -> Script:
     body = _read(name)
     parts = [_read(f"include/{part}") for part in _parts_in_order(body)]
     source = _fill("\n".join([*parts, body]))
-    return Script(name=name, source=source, sha=hashlib.sha1(source.encode("utf-8")).hexdigest())
+    return Script(
+        name=name,
+        source=source,
+        sha=hashlib.sha1(source.encode("utf-8")).hexdigest(),
+        writes=_READ.search(body) is None,
+    )

@@ -7,7 +7,11 @@ client's options come from here and nowhere else (:mod:`credits.connection`):
 ``CREDITS_REDIS_URL`` names the store. The seed's ``UPSTASH_REDIS_URL`` and
 ``UPSTASH_REDIS_TOKEN`` work too: a token is the Redis password, and an
 Upstash ``https://HOST`` REST URL maps to its TLS Redis endpoint
-``rediss://default:TOKEN@HOST:6379``.
+``rediss://default:TOKEN@HOST:6379``. A ``redis+sentinel://`` URL
+(:mod:`credits.sentinel`) names a primary watched by Redis Sentinel.
+
+``CREDITS_WAIT_REPLICAS`` (0) and ``CREDITS_WAIT_TIMEOUT_MS`` (500): with n > 0,
+every write is acknowledged only once n replicas have it (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from credits import limits, sentinel
 from credits.errors import InvalidInputError
 from credits.limits import LOT_EXPIRING_NOTICE_MS_DEFAULT, LOT_TERM_MS_MAX
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", sentinel.SCHEME)
 UPSTASH_TLS_PORT = 6379
 SOCKET_TIMEOUT_S_DEFAULT = 5.0
 DEFAULT_CREDITS_DEFAULT = 100
@@ -41,6 +46,12 @@ class CreditsSettings(BaseSettings):
     redis_cluster: bool = False
     default_credits: int = Field(default=DEFAULT_CREDITS_DEFAULT, ge=0)
     socket_timeout_s: float = Field(default=SOCKET_TIMEOUT_S_DEFAULT, gt=0, le=3600)
+    wait_replicas: int = Field(default=0, ge=0, le=limits.WAIT_REPLICAS_MAX)
+    wait_timeout_ms: int = Field(
+        default=limits.WAIT_TIMEOUT_MS_DEFAULT,
+        ge=limits.WAIT_TIMEOUT_MS_MIN,
+        le=limits.WAIT_TIMEOUT_MS_MAX,
+    )
     # "package.module:NAME" of a PricingEngine or a mapping of custom rules
     pricing: str | None = None
     # lot.expiring goes out this long before a lot expires
@@ -65,8 +76,11 @@ def resolve_redis_url(url: str, token: str | None = None) -> str:
     * ``https://HOST`` (Upstash REST) → ``rediss://default:TOKEN@HOST:6379``;
     * ``redis://`` / ``rediss://`` without a password, plus a token → the token
       becomes the password;
+    * ``redis+sentinel://`` is checked, and a token becomes the primary's password;
     * anything else is refused with :class:`InvalidInputError`.
     """
+    if sentinel.is_sentinel_url(url):
+        return sentinel.with_token(url, token)
     parts = urlsplit(url)
     if parts.scheme in ("https", "http"):
         if not token:
@@ -80,7 +94,7 @@ def resolve_redis_url(url: str, token: str | None = None) -> str:
     if parts.scheme not in REDIS_SCHEMES:
         raise InvalidInputError(
             f"unsupported Redis URL scheme {parts.scheme!r}: "
-            "use redis://, rediss://, unix:// or https:// (Upstash)"
+            "use redis://, rediss://, unix://, redis+sentinel:// or https:// (Upstash)"
         )
     if token and parts.password is None and parts.scheme != "unix":
         user = quote(parts.username, safe="") if parts.username else ""
@@ -93,6 +107,8 @@ def resolve_redis_url(url: str, token: str | None = None) -> str:
 
 def redact_url(url: str) -> str:
     """The URL with its password replaced, for logs and reprs."""
+    if sentinel.is_sentinel_url(url):
+        return sentinel.redact(url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -6,6 +6,13 @@ code that differs between the two clients. Errors from redis-py become credits
 errors here, with the cause chained: connection loss and timeouts are
 :class:`StoreUnavailableError` (outcome unknown, retryable with the same key),
 anything else the server refused is :class:`StoreRefusedError` (nothing applied).
+A refusal that only a failover explains (a script that met a read-only,
+demoted primary: ``READONLY``; ``NOREPLICAS`` under ``min-replicas-to-write``)
+is :class:`StoreUnavailableError` too, and a single-server pool that met a
+demoted primary is emptied so that its next connection asks the sentinels again.
+
+With ``wait_replicas`` the executors send each write and its ``WAIT`` in one
+pipeline (:mod:`credits.replication`).
 """
 
 from __future__ import annotations
@@ -19,8 +26,15 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis import exceptions as redis_errors
 
-from credits.errors import StoreRefusedError, StoreUnavailableError
+from credits.errors import CreditsError, StoreRefusedError, StoreUnavailableError
 from credits.protocol import Call, Command, ScriptMissing, Steps
+from credits.replication import (
+    PROBE,
+    Replication,
+    commands_of,
+    first_key,
+    raise_first_error,
+)
 
 T = TypeVar("T")
 
@@ -53,13 +67,32 @@ def _cluster_unreachable(exc: BaseException) -> bool:
     return "cannot be connected" in str(exc) or any(isinstance(c, _UNAVAILABLE) for c in causes)
 
 
+# Words of a refusal that means "this node is not (or no longer) a primary that may write".
+_FAILOVER_WORDS: tuple[str, ...] = ("READONLY", "NOREPLICAS")
+
+
+def demoted(exc: object) -> bool:
+    """A refusal only a failover explains.
+
+    On Redis 6.2 a script that writes on a replica fails with a plain
+    ResponseError ("Error running script ... -READONLY ..."), which redis-py's
+    Sentinel connection does not recognise, so the pool would stay pinned to
+    the demoted primary: the executors empty it when they see one.
+    """
+    return isinstance(exc, redis_errors.ResponseError) and any(
+        word in str(exc) for word in _FAILOVER_WORDS
+    )
+
+
 def translate(exc: BaseException) -> BaseException:
     """The credits error a redis-py failure stands for, with the cause attached."""
+    if isinstance(exc, CreditsError | ScriptMissing):
+        return exc
     if isinstance(exc, redis_errors.NoScriptError):
         return ScriptMissing(str(exc))
     error: BaseException
     unavailable = isinstance(exc, _UNAVAILABLE) and not isinstance(exc, _CONFIGURATION)
-    if unavailable or _cluster_unreachable(exc):
+    if unavailable or demoted(exc) or _cluster_unreachable(exc):
         error = StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}: {exc}")
     else:
         error = StoreRefusedError(f"Redis refused the call: {type(exc).__name__}: {exc}")
@@ -81,6 +114,11 @@ TRANSLATED: tuple[type[BaseException], ...] = (
 )
 
 
+# What a driver throws into the steps: redis-py failures (translated) and the
+# credits errors an executor raises itself (a write its replicas did not confirm).
+DRIVEN: tuple[type[BaseException], ...] = (*TRANSLATED, CreditsError)
+
+
 def drive(steps: Steps[T], execute: Callable[[Call], Any]) -> T:
     """Run ``steps`` to the end with blocking I/O."""
     try:
@@ -88,7 +126,7 @@ def drive(steps: Steps[T], execute: Callable[[Call], Any]) -> T:
         while True:
             try:
                 reply = execute(call)
-            except TRANSLATED as exc:
+            except DRIVEN as exc:
                 call = steps.throw(translate(exc))
             else:
                 call = steps.send(reply)
@@ -104,7 +142,7 @@ async def drive_async(steps: Steps[T], execute: Callable[[Call], Awaitable[Any]]
         while True:
             try:
                 reply = await execute(call)
-            except TRANSLATED as exc:
+            except DRIVEN as exc:
                 call = steps.throw(translate(exc))
             else:
                 call = steps.send(reply)
@@ -117,34 +155,175 @@ BlockingRedis = redis.Redis | redis.cluster.RedisCluster
 AsyncRedis = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
-def blocking_executor(client: BlockingRedis) -> Callable[[Call], Any]:
-    """One Call over a blocking client: a Command's reply, or a Batch's list of replies."""
+def _is_cluster(client: object) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
 
-    def execute(call: Call) -> Any:
-        if isinstance(call, Command):
+
+class _Durable:
+    """One pipeline of a waited-for write: the call's commands, then the WAITs.
+
+    Shared by both executors; they differ only in sending it. On a single
+    server one WAIT follows the commands; on a Cluster one WAIT per node that
+    owns a command's slot, sent to that node, so it runs on the connection
+    that ran the commands (a cluster pipeline uses one connection per node).
+    """
+
+    def __init__(self, client: Any, call: Call, replication: Replication) -> None:
+        self.client = client
+        self.call = call
+        self.replication = replication
+        self.commands = commands_of(call)
+        # (key, node name) of each command, to see afterwards whether one was redirected.
+        self.routes: list[tuple[str, str]] = []
+
+    def fill(self, pipe: Any) -> None:
+        for command in self.commands:
+            pipe.execute_command(*command.args)
+        wait = self.replication.wait_args()
+        if not _is_cluster(self.client):
+            pipe.execute_command(*wait)
+            return
+        nodes: dict[str, Any] = {}
+        for command in self.commands:
+            key = first_key(command)
+            if key is None:
+                continue
+            node = self.client.get_node_from_key(key)
+            nodes.setdefault(node.name, node)
+            self.routes.append((key, node.name))
+        for node in nodes.values():
+            pipe.execute_command(*wait, target_nodes=node)
+
+    def finish(self, replies: list[Any]) -> Any:
+        count = len(self.commands)
+        head, waits = replies[:count], replies[count:]
+        if isinstance(self.call, Command):
+            raise_first_error(head)
+        short = self.replication.short(waits)
+        moved = [k for k, name in self.routes if self.client.get_node_from_key(k).name != name]
+        if moved:
+            short.append(f"{len(moved)} write(s) redirected to another node")
+        if short:
+            raise self.replication.not_acknowledged(short)
+        return head[0] if isinstance(self.call, Command) else translate_replies(head)
+
+
+def _demoted_in(replies: Any) -> bool:
+    return isinstance(replies, list) and any(demoted(reply) for reply in replies)
+
+
+def _waited(call: Call, replication: Replication | None) -> bool:
+    return replication is not None and replication.applies_to(call)
+
+
+def _pipeline(
+    client: BlockingRedis | AsyncRedis, call: Call, replication: Replication | None
+) -> tuple[Any, Callable[[list[Any]], Any]]:
+    """The pipeline (no MULTI) for a Batch or a waited-for write, and how to read its replies.
+
+    Shared by both executors: one sends it with blocking I/O, the other awaits it.
+    """
+    pipe = client.pipeline(transaction=False)
+    if replication is not None and _waited(call, replication):
+        durable = _Durable(client, call, replication)
+        durable.fill(pipe)
+        return pipe, durable.finish
+    for command in commands_of(call):
+        pipe.execute_command(*command.args)
+    return pipe, translate_replies
+
+
+def blocking_executor(
+    client: BlockingRedis, replication: Replication | None = None
+) -> Callable[[Call], Any]:
+    """One Call over a blocking client: a Command's reply, or a Batch's list of replies.
+
+    With ``replication``, a write and its WAIT go in one pipeline (see :class:`_Durable`).
+    """
+
+    def send(call: Call) -> Any:
+        waited = _waited(call, replication)
+        if waited and replication is not None and replication.verb is None:
+            replication.learn(_probe_blocking(client))
+        if isinstance(call, Command) and not waited:
             if call.every_node and isinstance(client, redis.cluster.RedisCluster):
                 nodes = client.get_nodes()  # type: ignore[no-untyped-call]
                 return client.execute_command(*call.args, target_nodes=nodes)  # type: ignore[no-untyped-call]
             return client.execute_command(*call.args)  # type: ignore[no-untyped-call]
-        pipe = client.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)
-        return translate_replies(pipe.execute(raise_on_error=False))
+        pipe, finish = _pipeline(client, call, replication)
+        raw = pipe.execute(raise_on_error=False)
+        if _demoted_in(raw):
+            _forget_demoted_blocking(client)
+        return finish(raw)
+
+    def execute(call: Call) -> Any:
+        try:
+            return send(call)
+        except redis_errors.ResponseError as exc:
+            if demoted(exc):
+                _forget_demoted_blocking(client)
+            raise
 
     return execute
 
 
-def async_executor(client: AsyncRedis) -> Callable[[Call], Awaitable[Any]]:
+def _probe_target(client: BlockingRedis | AsyncRedis) -> dict[str, Any]:
+    """On a Cluster the probe goes to one node (the servers of one cluster agree)."""
+    node = client.get_default_node() if _is_cluster(client) else None  # type: ignore[union-attr]
+    return {"target_nodes": node} if node is not None else {}
+
+
+def _probe_blocking(client: BlockingRedis) -> Any:
+    target = _probe_target(client)
+    try:
+        return client.execute_command(*PROBE, **target)  # type: ignore[no-untyped-call]
+    except redis_errors.ResponseError as exc:
+        return exc
+
+
+def _forget_demoted_blocking(client: BlockingRedis) -> None:
+    if not _is_cluster(client):
+        client.connection_pool.disconnect()  # type: ignore[union-attr]
+
+
+def async_executor(
+    client: AsyncRedis, replication: Replication | None = None
+) -> Callable[[Call], Awaitable[Any]]:
     """One Call over an asyncio client (see :func:`blocking_executor`)."""
 
-    async def execute(call: Call) -> Any:
-        if isinstance(call, Command):
+    async def send(call: Call) -> Any:
+        waited = _waited(call, replication)
+        if waited and replication is not None and replication.verb is None:
+            replication.learn(await _probe_async(client))
+        if isinstance(call, Command) and not waited:
             if call.every_node and isinstance(client, redis.asyncio.cluster.RedisCluster):
                 return await client.execute_command(*call.args, target_nodes=client.get_nodes())
             return await client.execute_command(*call.args)
-        pipe = client.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)
-        return translate_replies(await pipe.execute(raise_on_error=False))
+        pipe, finish = _pipeline(client, call, replication)
+        raw = await pipe.execute(raise_on_error=False)
+        if _demoted_in(raw):
+            await _forget_demoted_async(client)
+        return finish(raw)
+
+    async def execute(call: Call) -> Any:
+        try:
+            return await send(call)
+        except redis_errors.ResponseError as exc:
+            if demoted(exc):
+                await _forget_demoted_async(client)
+            raise
 
     return execute
+
+
+async def _probe_async(client: AsyncRedis) -> Any:
+    target = _probe_target(client)
+    try:
+        return await client.execute_command(*PROBE, **target)
+    except redis_errors.ResponseError as exc:
+        return exc
+
+
+async def _forget_demoted_async(client: AsyncRedis) -> None:
+    if not _is_cluster(client):
+        await client.connection_pool.disconnect()  # type: ignore[union-attr]

@@ -37,6 +37,7 @@ import redis.cluster
 from credits import AsyncCredits, BulkItem, Credits, Reservation, Settlement, TxResult
 from credits.errors import StoreUnavailableError
 from credits.keys import user_keys
+from credits.sentinel import blocking_primary, is_sentinel_url
 
 START_CREDITS = 10**9  # never runs out: every deduct and reserve is allowed
 SOCKET_TIMEOUT_S = 2.0
@@ -171,10 +172,17 @@ def _give_up(book: Book, op: Op, started: float) -> bool:
 
 
 def sync_writer(
-    url: str, users: list[str], book: Book, stop: threading.Event, name: str, cluster: bool
+    url: str,
+    users: list[str],
+    book: Book,
+    stop: threading.Event,
+    name: str,
+    cluster: bool,
+    options: dict[str, Any] | None = None,
 ) -> None:
     maker = OpMaker(name, users, seed=zlib.crc32(name.encode()))
-    with Credits(url, cluster=cluster, socket_timeout=SOCKET_TIMEOUT_S) as client:
+    extra = options or {}
+    with Credits(url, cluster=cluster, socket_timeout=SOCKET_TIMEOUT_S, **extra) as client:
         while not stop.is_set():
             op = maker.next()
             attempts, started = 0, time.monotonic()
@@ -231,9 +239,12 @@ def async_writers(
     name: str,
     tasks: int,
     cluster: bool,
+    options: dict[str, Any] | None = None,
 ) -> None:
     async def run() -> None:
-        async with AsyncCredits(url, cluster=cluster, socket_timeout=SOCKET_TIMEOUT_S) as client:
+        async with AsyncCredits(
+            url, cluster=cluster, socket_timeout=SOCKET_TIMEOUT_S, **(options or {})
+        ) as client:
             await asyncio.gather(
                 *(_async_task(client, users, book, stop, f"{name}.{i}") for i in range(tasks))
             )
@@ -250,12 +261,13 @@ class Workload:
     threads: int = 4
     async_tasks: int = 4
     cluster: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # more client arguments (wait_replicas)
     book: Book = field(default_factory=Book)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> Workload:
-        with Credits(self.url, cluster=self.cluster) as setup:
+        with Credits(self.url, cluster=self.cluster, **self.options) as setup:
             for user in self.users:
                 setup.initialize_user(user, START_CREDITS)
         run_id = f"w{time.monotonic_ns()}"
@@ -270,6 +282,7 @@ class Workload:
                         self._stop,
                         f"{run_id}-t{i}",
                         self.cluster,
+                        self.options,
                     ),
                 )
             )
@@ -284,6 +297,7 @@ class Workload:
                     f"{run_id}-a",
                     self.async_tasks,
                     self.cluster,
+                    self.options,
                 ),
             )
         )
@@ -323,6 +337,8 @@ def _log(client: Any, user: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def _raw(url: str, cluster: bool) -> Any:
+    if is_sentinel_url(url):
+        return blocking_primary(url, SOCKET_TIMEOUT_S, decode_responses=True)
     if cluster:
         return redis.cluster.RedisCluster.from_url(url, decode_responses=True)
     return redis.Redis.from_url(url, decode_responses=True)
@@ -382,6 +398,23 @@ def audit(url: str, users: list[str], book: Book, *, cluster: bool = False) -> d
         "retried": sum(book.retried.values()),
         "unavailable_errors": book.unavailable_errors,
     }
+
+
+def applied_keys(url: str, users: list[str]) -> Counter[str]:
+    """How many events of the users' logs each operation key wrote."""
+    seen: Counter[str] = Counter()
+    with _raw(url, cluster=False) as raw:
+        for user in users:
+            for _, fields in _log(raw, user):
+                if fields["t"] != "initialize":
+                    seen[json.loads(fields["m"])["op"]] += 1
+    return seen
+
+
+def lost_acknowledgements(url: str, users: list[str], book: Book) -> list[str]:
+    """Keys of operations the writers were told had applied that the log does not have."""
+    seen = applied_keys(url, users)
+    return sorted(key for key in book.acked if seen[key] == 0)
 
 
 def fresh_users(prefix: str, count: int = 6) -> list[str]:
@@ -522,4 +555,14 @@ class _Link:
             self._close()
 
 
-__all__ = ["Book", "CuttingProxy", "Op", "Workload", "audit", "fresh_users", "run_with_fault"]
+__all__ = [
+    "Book",
+    "CuttingProxy",
+    "Op",
+    "Workload",
+    "applied_keys",
+    "audit",
+    "fresh_users",
+    "lost_acknowledgements",
+    "run_with_fault",
+]

@@ -1,4 +1,9 @@
-"""docker-compose.yml: Redis (AOF, volume), worker, one beat, Flower with auth, health checks."""
+"""docker-compose.yml: Redis (AOF, volume), worker, one beat, Flower with auth, health checks.
+
+And its optional ``sentinel`` profile: a replica with its own AOF and three
+sentinels watching the primary, named by the ``redis+sentinel://`` URL the file
+documents for ``CREDITS_REDIS_URL``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ import pytest
 import yaml
 from worker_rig import REPO_ROOT
 
+from credits.sentinel import parse_sentinel_url
+
 SERVICES = ("redis", "worker", "beat", "flower")
+SENTINEL_PROFILE = ("redis-replica", "sentinel-1", "sentinel-2", "sentinel-3")
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +28,13 @@ def compose() -> dict[str, Any]:
 def command_of(service: dict[str, Any]) -> list[str]:
     command = service["command"]
     return command.split() if isinstance(command, str) else [str(part) for part in command]
+
+
+def default_of(value: str) -> str:
+    """``${VAR:-default}`` → ``default``; anything else as it is."""
+    if value.startswith("${") and ":-" in value:
+        return value.split(":-", 1)[1].removesuffix("}")
+    return value
 
 
 def test_it_has_the_four_services_each_with_a_health_check(compose: dict[str, Any]) -> None:
@@ -46,7 +61,9 @@ def test_celery_services_wait_for_a_healthy_redis_and_use_it(compose: dict[str, 
     for name in ("worker", "beat", "flower"):
         service = compose["services"][name]
         assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
-        assert service["environment"]["CREDITS_REDIS_URL"].startswith("redis://redis:6379"), name
+        url = default_of(service["environment"]["CREDITS_REDIS_URL"])
+        assert url.startswith("redis://redis:6379"), name
+        assert default_of(service["environment"]["CREDITS_WAIT_REPLICAS"]) == "0", name
     assert command_of(compose["services"]["worker"])[:4] == [
         "celery",
         "-A",
@@ -76,3 +93,29 @@ def test_the_image_installs_the_worker_extras_and_no_embedded_server() -> None:
     assert "celeryconfig.py" not in dockerfile
     assert 'pip install --no-cache-dir ".[worker,flower]"' in dockerfile
     assert "embedded" not in dockerfile.split("pip install", 1)[1].split("\n", 1)[0]
+
+
+def test_the_sentinel_profile_adds_a_replica_and_three_sentinels(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    in_profile = {name for name, s in services.items() if "sentinel" in s.get("profiles", [])}
+    assert in_profile == set(SENTINEL_PROFILE)
+    assert all("profiles" not in services[name] for name in SERVICES), "the default stays one Redis"
+    replica = command_of(services["redis-replica"])
+    assert replica[replica.index("--replicaof") + 1 : replica.index("--replicaof") + 3] == [
+        "redis",
+        "6379",
+    ]
+    # WAITAOF (Redis 7.2+) is acknowledged only by a replica that fsyncs an AOF of its own.
+    assert replica[replica.index("--appendonly") + 1] == "yes"
+    assert replica[replica.index("--maxmemory-policy") + 1] == "noeviction"
+    url = parse_sentinel_url(compose["x-sentinel-url"])
+    assert {host for host, _ in url.sentinels} == {"sentinel-1", "sentinel-2", "sentinel-3"}
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        service = services[name]
+        script = command_of(service)[-1]
+        assert f"sentinel monitor {url.service} redis 6379 2" in script, name
+        assert "sentinel resolve-hostnames yes" in script, name
+        assert script.rstrip().endswith("--sentinel"), name
+        assert service["healthcheck"]["test"][-1] == "ping", name
+        assert {port for _, port in url.sentinels} == {26379}
+        assert service["depends_on"]["redis-replica"]["condition"] == "service_healthy", name

@@ -404,6 +404,10 @@ def test_bad_input_never_escapes_or_writes(rig: Rig, method: str) -> None:
 
 urls = st.one_of(
     st.sampled_from(["redis://[::1", "redis://h:notaport/0", "ftp://x", "", "https://", "unix://"]),
+    st.sampled_from(
+        ["redis+sentinel://", "redis+sentinel://h:1", "redis+sentinel://h:x/s", "REDIS+SENTINEL://[::1"]
+    ),
+    st.builds(lambda tail: f"redis+sentinel://{tail}", any_text),
     any_text,
     non_str,
 )
@@ -417,13 +421,28 @@ urls = st.one_of(
     default_credits=numbers,
     clock=st.one_of(st.none(), non_str),
     socket_timeout=numbers,
+    wait_replicas=st.one_of(st.none(), numbers),
+    wait_timeout_ms=st.one_of(st.none(), numbers),
 )
 def test_bad_construction_is_a_credits_error(
-    cls: type, url: Any, token: Any, default_credits: Any, clock: Any, socket_timeout: Any
+    cls: type,
+    url: Any,
+    token: Any,
+    default_credits: Any,
+    clock: Any,
+    socket_timeout: Any,
+    wait_replicas: Any,
+    wait_timeout_ms: Any,
 ) -> None:
     try:
         client = cls(
-            url, token, default_credits=default_credits, clock=clock, socket_timeout=socket_timeout
+            url,
+            token,
+            default_credits=default_credits,
+            clock=clock,
+            socket_timeout=socket_timeout,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
         )
     except CreditsError:
         return

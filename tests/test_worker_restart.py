@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_rig import REPO_ROOT, Worker, Workers, clean_env
+from worker_rig import PRODUCER, REPO_ROOT, Supervisor, Workers, clean_env
 
 from credits import Credits
 from credits.redis_server import RedisServer
@@ -35,17 +35,6 @@ HELD_EACH = 10
 ACTUAL_EACH = 6
 VISIBILITY_TIMEOUT_S = 3  # unacked tasks of a lost connection come back in seconds
 SETTLED_TIMEOUT_S = 90.0
-
-# Sends the settles from a process of its own, so this test never reconfigures the
-# Celery app that the other task tests share in this process.
-PRODUCER = """
-import json, sys
-from credits.tasks import settle_reservation
-queue, actual = sys.argv[1], int(sys.argv[2])
-for rid in json.load(sys.stdin):
-    settle_reservation.apply_async((rid, actual), queue=queue)
-"""
-
 
 @pytest.fixture
 def one_redis(tmp_path: Path) -> Iterator[RedisServer]:
@@ -69,34 +58,6 @@ def _state(server: RedisServer, user: str, queue: str) -> dict[str, int] | str:
             }
     except Exception as exc:  # the server is coming back; look again
         return repr(exc)
-
-
-class Supervisor:
-    """Keeps one worker running on the queue, as compose's ``restart:`` or systemd would.
-
-    Needed because kombu sometimes kills the worker when its broker connection
-    drops: closing the dead channel, it restores unacked messages through a
-    connection that is already gone and raises ``AttributeError: 'NoneType'
-    object has no attribute 'hostname'``, which Celery reports as an
-    "Unrecoverable error" and exits (celery 5.7 / kombu 5.7; the same race as
-    celery/kombu#582). Nothing is lost: the messages stay queued, unacked or in
-    the outbox, and the next worker takes them. docs/RELIABILITY.md has the details.
-    """
-
-    def __init__(self, workers: Workers) -> None:
-        self._workers = workers
-        self.worker = self._start()
-        self.crashes: list[str] = []
-
-    def _start(self) -> Worker:
-        return self._workers.start(visibility_timeout_s=VISIBILITY_TIMEOUT_S, concurrency=2)
-
-    def check(self) -> None:
-        if self.worker.alive:
-            return
-        log = self.worker.log_path.read_text(errors="replace")
-        self.crashes.append(log[log.find("CRITICAL") :][:300])
-        self.worker = self._start()
 
 
 def _until_settled(server: RedisServer, user: str, supervisor: Supervisor, count: int) -> None:
@@ -137,7 +98,7 @@ def test_redis_restarts_under_the_workers(one_redis: RedisServer, tmp_path: Path
         CREDITS_BROKER_VISIBILITY_TIMEOUT_S=str(VISIBILITY_TIMEOUT_S),
     )
     try:
-        supervisor = Supervisor(workers)
+        supervisor = Supervisor(workers, visibility_timeout_s=VISIBILITY_TIMEOUT_S)
         subprocess.run(
             [sys.executable, "-c", PRODUCER, workers.queue, str(ACTUAL_EACH)],
             input=json.dumps(holds), text=True, cwd=REPO_ROOT, env=env,

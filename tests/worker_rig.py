@@ -175,3 +175,43 @@ class Workers:
 
     def logs(self) -> str:
         return "\n".join(f"--- {w.nodename}\n{w.log_tail()}" for w in self._started)
+
+
+# Sends the settles from a process of its own, so this test never reconfigures the
+# Celery app that the other task tests share in this process.
+PRODUCER = """
+import json, sys
+from credits.tasks import settle_reservation
+queue, actual = sys.argv[1], int(sys.argv[2])
+for rid in json.load(sys.stdin):
+    settle_reservation.apply_async((rid, actual), queue=queue)
+"""
+
+
+class Supervisor:
+    """Keeps one worker running on the queue, as compose's ``restart:`` or systemd would.
+
+    Needed because kombu sometimes kills the worker when its broker connection
+    drops: closing the dead channel, it restores unacked messages through a
+    connection that is already gone and raises ``AttributeError: 'NoneType'
+    object has no attribute 'hostname'``, which Celery reports as an
+    "Unrecoverable error" and exits (celery 5.7 / kombu 5.7; the same race as
+    celery/kombu#582). Nothing is lost: the messages stay queued, unacked or in
+    the outbox, and the next worker takes them. docs/RELIABILITY.md has the details.
+    """
+
+    def __init__(self, workers: Workers, **options: Any) -> None:
+        self._workers = workers
+        self._options = {"concurrency": 2, **options}  # as for Worker
+        self.worker = self._start()
+        self.crashes: list[str] = []
+
+    def _start(self) -> Worker:
+        return self._workers.start(**self._options)
+
+    def check(self) -> None:
+        if self.worker.alive:
+            return
+        log = self.worker.log_path.read_text(errors="replace")
+        self.crashes.append(log[log.find("CRITICAL") :][:300])
+        self.worker = self._start()

@@ -249,7 +249,7 @@ def demo(data_dir: DataDirOption = None) -> None:
     from credits.cli.demo import CeleryTasks, run_story
     from credits.redis_server import RedisServer
     from credits.tasks import app as celery_app
-    from credits.tasks.settings import WorkerSettings
+    from credits.tasks.settings import WorkerSettings, celery_connection
 
     directory = _data_dir(data_dir)
     scratch = Path(tempfile.mkdtemp(prefix="credits-demo-"))
@@ -270,7 +270,7 @@ def demo(data_dir: DataDirOption = None) -> None:
             cleanup.callback(server.stop)
             url, source = server.url, "a redis-server started for this demo"
             broker = backend = own = url
-        celery_app.conf.update(broker_url=broker, result_backend=backend)
+        celery_app.conf.update(celery_connection(celery_app.conf, broker, backend))
 
         queue = f"credits-demo-{uuid.uuid4().hex[:8]}"
         hostname = f"{queue}@{_host()}"

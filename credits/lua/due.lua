@@ -3,6 +3,7 @@
 -- KEYS[1]: the bucket's due-index (of holds, or of users with lots due).
 -- ARGV: now_ms ("" = server time), config, limit
 -- returns {"ok", member...} due by now, at most limit
+--- @read
 --- @include "context"
 local reply = { 'ok' }
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[3]))

@@ -6,6 +6,7 @@
 -- returns {"ok", "<tx_id>,<balance>,<ts_ms>", lot_id} | {"replay", same} | {"overflow", total}
 --       | {"damaged"} | {"upkeep"}
 --- @include "lots"
+--- @include "rewrite"
 --- @include "purge"
 local u = load_account(this_user())
 if damaged(u) then
@@ -13,6 +14,7 @@ if damaged(u) then
 end
 local first = redis.call('HGET', u.account, 'init')
 if first then
+  rewrite_unchanged(u.account, 'init')
   local result, lot = string.match(first, '^([^|]*)|?(.*)$')
   return { 'replay', result, lot }
 end

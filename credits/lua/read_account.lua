@@ -2,6 +2,7 @@
 -- With an action, also what the lots that apply to it can spend.
 -- KEYS: the per-user thirteen.  ARGV: now_ms, config, user, action ('' for none)
 -- returns {"ok", balance, held, created_ms or "", available or ""} | {"damaged"} | {"upkeep"}
+--- @read
 --- @include "lots"
 local u = load_account(this_user())
 if damaged(u) then

@@ -5,6 +5,7 @@
 -- KEYS: the per-user twelve.
 -- ARGV: now_ms, config, user, which ("one" | "open" | "closed"), hold_id (one) or offset, limit
 -- returns {"ok", id1, rec1, id2, rec2, ...} | {"damaged"} | {"upkeep"}
+--- @read
 --- @include "holds"
 local u = load_account(this_user())
 if damaged(u) then

@@ -5,6 +5,7 @@
 -- ARGV: now_ms, config, user, which ("one" | "active" | "finished"), lot id (one) or offset,
 --       limit
 -- returns {"ok", now_ms, lot_json, details_json, ...} (pairs) | {"damaged"} | {"upkeep"}
+--- @read
 --- @include "lots"
 local u = load_account(this_user())
 if damaged(u) then

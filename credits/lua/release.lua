@@ -4,6 +4,7 @@
 -- returns {"ok", settlement} | {"again", settlement} | {"not_found"} | {"closed", status}
 --       | {"damaged"} | {"upkeep"}
 --- @include "lots"
+--- @include "rewrite"
 --- @include "holds"
 --- @include "purge"
 local u = load_account(this_user())
@@ -19,6 +20,7 @@ if not rec then
   return { 'not_found' }
 end
 if rec.s == 'released' then
+  rewrite_unchanged(u.holds, hold_id)
   return { 'again', rec.st }
 end
 if rec.s ~= 'open' then

@@ -12,6 +12,7 @@
 --       | {"damaged"} | {"upkeep"}
 -- settlement: "<tx_id>,<charged>,<released>,<shortfall>,<balance>,<late 0|1>,<forfeited>"
 --- @include "lots"
+--- @include "rewrite"
 --- @include "holds"
 --- @include "events"
 --- @include "purge"
@@ -28,6 +29,7 @@ if not rec then
   return { 'not_found' }
 end
 if rec.s == 'settled' then
+  rewrite_unchanged(u.holds, hold_id)
   return { 'again', rec.st }
 end
 if rec.s == 'released' then

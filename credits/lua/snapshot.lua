@@ -4,6 +4,7 @@
 -- KEYS: the per-user thirteen.  ARGV: now_ms, config, user
 -- returns {"ok", balance, held, cached_log_end or "", log_end or "", account_exists 0|1,
 --          active_lots_json, lot_seq}
+--- @read
 --- @include "lots"
 --- @include "log_read"
 local u = load_account(this_user())

@@ -5,6 +5,7 @@
 -- returns {"ok", result} | {"again", result} | {"lot_not_found"} | {"lot_closed", status}
 --       | {"damaged"} | {"upkeep"}
 --- @include "lot_index"
+--- @include "rewrite"
 --- @include "purge"
 local u = load_account(this_user())
 if damaged(u) then
@@ -22,11 +23,13 @@ if not lot then
     return { 'lot_not_found' }
   end
   if rec.st == 'voided' and rec.vr then
+    rewrite_unchanged(u.lots_hash, lot_id)
     return { 'again', rec.vr }
   end
   return { 'lot_closed', rec.st }
 end
 if lot.st == 'voided' then
+  rewrite_unchanged(u.account, 'L')
   return { 'again', lot.vr }
 end
 if lot.st == 'expired' then

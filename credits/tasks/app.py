@@ -15,6 +15,7 @@ from celery import Celery, Task, states
 from celery.exceptions import ImproperlyConfigured
 from celery.signals import beat_init, celeryd_init, worker_ready
 
+from credits import sentinel
 from credits.errors import StoreUnavailableError
 from credits.tasks import outbox
 from credits.tasks.settings import WorkerSettings
@@ -76,6 +77,17 @@ class CreditsTask(Task):  # type: ignore[type-arg]
 app = Celery("credits", task_cls=CreditsTask)
 app.config_from_object(CONFIG_MODULE)
 app.steps["consumer"].add(outbox.RedriveStep)
+
+
+@app.on_after_configure.connect
+def _translated_result_backend(sender: Celery, source: Any, **_: Any) -> None:
+    """Point the backend at the translated URL when CELERY_RESULT_BACKEND is redis+sentinel://.
+
+    Celery reads that variable before ``result_backend``, and would pass the
+    untranslated form to its Redis backend; ``backend_cls`` comes first of all.
+    """
+    if sentinel.is_sentinel_url(sender.conf.result_backend):
+        sender.backend_cls = source.get("result_backend")
 
 
 # Celery logs and swallows an Exception raised by a signal handler, so these

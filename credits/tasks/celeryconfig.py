@@ -18,6 +18,14 @@ Decisions (also in the README):
 * Broker and result backend are ``CELERY_BROKER_URL`` / ``CELERY_RESULT_BACKEND``
   and both default to the ledger's ``CREDITS_REDIS_URL``. With none of them set
   the worker refuses to start with a clear message (``credits.tasks.app``).
+* A ``redis+sentinel://`` URL in any of them is translated here for kombu's
+  Sentinel transport and Celery's Sentinel backend (``sentinel://...;...``
+  plus ``master_name``). Celery itself reads ``CELERY_BROKER_URL`` and
+  ``CELERY_RESULT_BACKEND`` from the environment before this module's values,
+  so the broker's read and write URLs are set here too (Celery connects with
+  those), and ``credits.tasks.app`` points the backend at the translated URL.
+  A consumer whose channel meets a demoted primary (``READONLY``) reconnects
+  (``broker_channel_error_retry``), and the sentinels lead it to the new one.
 * Money tasks (settle, release) acknowledge late and are rejected back to the
   queue when their worker process dies, so a task is never lost; the ledger
   makes a second delivery harmless (a reservation closes exactly once).
@@ -61,8 +69,12 @@ _settings = WorkerSettings()
 
 # ---------------------------------------------------------------- broker and results
 
-broker_url = _settings.broker()
-result_backend = _settings.backend()
+_broker = _settings.broker_endpoint()
+_backend = _settings.backend_endpoint()
+broker_url = _broker.url
+result_backend = _backend.url
+# For Sentinel: broker_read_url, broker_write_url, broker_channel_error_retry.
+globals().update(_broker.broker_extras())
 # Keep retrying to reach the broker at start-up (and silence Celery 5's warning).
 broker_connection_retry_on_startup = True
 
@@ -77,8 +89,12 @@ broker_transport_options: dict[str, Any] = {
     # The restore lock; if a worker dies holding it, restores wait this long.
     "unacked_mutex_expire": max(5, _visibility_timeout_s // 2),
     "socket_connect_timeout": 5,
+    **_broker.transport_options,
 }
-result_backend_transport_options: dict[str, Any] = {"socket_connect_timeout": 5}
+result_backend_transport_options: dict[str, Any] = {
+    "socket_connect_timeout": 5,
+    **_backend.transport_options,
+}
 # rediss:// (TLS, e.g. Upstash) needs the certificate policy spelled out.
 if broker_url and broker_url.startswith("rediss://"):
     broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
@@ -145,7 +161,8 @@ beat_schedule_filename = str(_settings.beat_schedule_path())
 # Seconds beat may sleep; also paces RedBeat's lock refresh.
 beat_max_loop_interval = 30
 
-# Used only with `-S redbeat.RedBeatScheduler` (the `redbeat` extra).
+# Used only with `-S redbeat.RedBeatScheduler` (the `redbeat` extra); RedBeat has
+# its own Sentinel spelling, which this module does not write (docs/SCALING.md).
 redbeat_redis_url = broker_url
 redbeat_key_prefix = "credits:redbeat"
 redbeat_lock_timeout = 5 * beat_max_loop_interval  # seconds; a standby beat waits this long

@@ -27,8 +27,9 @@ A record re-sent while its first message was only slow (a backlog longer than
 no-op: a hold closes exactly once. After ``REDRIVES_MAX`` sends a record is
 dropped with an error in the log; the hold then expires and its credits return.
 
-Keys live in the broker's Redis, beside Celery's own queues. With a broker
-that is not Redis the outbox is off (such brokers keep unacked messages).
+Keys live in the broker's Redis, beside Celery's own queues (on a Sentinel
+broker, its current primary). With a broker that is not Redis the outbox is
+off (such brokers keep unacked messages).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from celery import Celery, Task, bootsteps
 from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError
 
+from credits import sentinel
+
 logger = logging.getLogger(__name__)
 
 OUTBOX_KEY: Final = "credits:outbox"  # hash: task id -> JSON call
@@ -60,7 +63,7 @@ REDRIVE_INTERVAL_S_MAX: Final = 10.0
 REDRIVE_INTERVAL_S_MIN: Final = 1.0
 VISIBILITY_TIMEOUT_S_KOMBU_DEFAULT: Final = 3600
 SOCKET_TIMEOUT_S: Final = 5.0
-REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://", "sentinel://", "redis+sentinel://")
 ROUTING_OPTIONS: Final = ("queue", "exchange", "routing_key", "priority")
 
 # KEYS: due zset (task id -> Unix s it may start), outbox hash, sent-count hash
@@ -105,17 +108,29 @@ def enabled(app: Celery) -> bool:
     return isinstance(url, str) and url.startswith(REDIS_SCHEMES)
 
 
+def _broker_redis_url(app: Celery) -> str:
+    """The broker as a redis-py URL: Celery's write URL, a Sentinel one in our own spelling."""
+    url = str(app.conf.broker_write_url or app.conf.broker_url)
+    if url.startswith("sentinel://"):
+        options = app.conf.broker_transport_options or {}
+        return sentinel.from_kombu_url(url, str(options.get("master_name", "")))
+    return url
+
+
 def _client(app: Celery) -> redis.Redis:
-    url = str(app.conf.broker_url)
+    url = _broker_redis_url(app)
     with _lock:
         client = _clients.get(url)
         if client is None:
-            client = redis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_timeout=SOCKET_TIMEOUT_S,
-                socket_connect_timeout=SOCKET_TIMEOUT_S,
-            )
+            if sentinel.is_sentinel_url(url):
+                client = sentinel.blocking_primary(url, SOCKET_TIMEOUT_S, decode_responses=True)
+            else:
+                client = redis.Redis.from_url(
+                    url,
+                    decode_responses=True,
+                    socket_timeout=SOCKET_TIMEOUT_S,
+                    socket_connect_timeout=SOCKET_TIMEOUT_S,
+                )
             _clients[url] = client
         return client
 

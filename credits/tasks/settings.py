@@ -18,6 +18,10 @@ Environment:
 
 * ``CELERY_BROKER_URL`` / ``CELERY_RESULT_BACKEND``: default to the ledger's
   own ``CREDITS_REDIS_URL`` (with ``CREDITS_REDIS_TOKEN`` as its password).
+  A ``redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]`` URL is translated
+  for kombu's Sentinel transport and Celery's Sentinel result backend
+  (:class:`CeleryEndpoint`): ``sentinel://h1:p1/db;sentinel://h2:p2/db`` plus
+  the ``master_name`` transport option.
 * ``CREDITS_SWEEP_INTERVAL_S`` (60) and ``CREDITS_RECONCILE_INTERVAL_S`` (3600):
   how often beat runs the expiry sweep and the reconcile.
 * ``CREDITS_BROKER_VISIBILITY_TIMEOUT_S`` (60, from 2 to 3600).
@@ -25,11 +29,13 @@ Environment:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pydantic import AliasChoices, Field
 
+from credits import sentinel
 from credits.settings import CreditsSettings
 
 MINUTE_S: Final = 60
@@ -44,6 +50,62 @@ VISIBILITY_TIMEOUT_S_DEFAULT: Final = 60
 VISIBILITY_TIMEOUT_S_MIN: Final = 2
 VISIBILITY_TIMEOUT_S_MAX: Final = HOUR_S
 BEAT_SCHEDULE_FILE_NAME: Final = "celerybeat-schedule"
+
+
+# Seconds: how long the broker's and the backend's connections (sentinels included) wait.
+BROKER_SOCKET_TIMEOUT_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class CeleryEndpoint:
+    """A broker or result backend as Celery wants it: its URL and the transport options it needs."""
+
+    url: str | None
+    transport_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sentinel(self) -> bool:
+        return bool(self.transport_options.get("master_name"))
+
+    def broker_extras(self) -> dict[str, Any]:
+        """What Celery needs beyond ``broker_url`` to use this endpoint as its broker.
+
+        For Sentinel: the read and write URLs it connects with (Celery prefers an
+        untranslated ``CELERY_BROKER_URL`` from the environment to ``broker_url``,
+        never to these), and a reconnect when a channel meets a demoted primary.
+        """
+        if not self.sentinel:
+            return {}
+        return {
+            "broker_read_url": self.url,
+            "broker_write_url": self.url,
+            "broker_channel_error_retry": True,
+        }
+
+    @classmethod
+    def of(cls, url: str | None) -> CeleryEndpoint:
+        """``url`` unchanged, or a ``redis+sentinel://`` URL in kombu's spelling and options."""
+        if not sentinel.is_sentinel_url(url):
+            return cls(url)
+        return cls(sentinel.kombu_url(url), sentinel.kombu_options(url, BROKER_SOCKET_TIMEOUT_S))
+
+
+def celery_connection(conf: Any, broker: str, backend: str) -> dict[str, Any]:
+    """Celery settings that point ``conf`` at ``broker`` and ``backend``, Sentinel translated."""
+    to_broker, to_backend = CeleryEndpoint.of(broker), CeleryEndpoint.of(backend)
+    return {
+        "broker_url": to_broker.url,
+        "broker_transport_options": {
+            **(conf.broker_transport_options or {}),
+            **to_broker.transport_options,
+        },
+        **to_broker.broker_extras(),
+        "result_backend": to_backend.url,
+        "result_backend_transport_options": {
+            **(conf.result_backend_transport_options or {}),
+            **to_backend.transport_options,
+        },
+    }
 
 
 class WorkerSettings(CreditsSettings):
@@ -68,6 +130,12 @@ class WorkerSettings(CreditsSettings):
     def backend(self) -> str | None:
         """``CELERY_RESULT_BACKEND``, else the ledger's own Redis, else None."""
         return self.result_backend or self.store_url()
+
+    def broker_endpoint(self) -> CeleryEndpoint:
+        return CeleryEndpoint.of(self.broker())
+
+    def backend_endpoint(self) -> CeleryEndpoint:
+        return CeleryEndpoint.of(self.backend())
 
     # Derived from the visibility timeout (see the module docstring).
 
@@ -95,5 +163,7 @@ __all__ = [
     "RECONCILE_INTERVAL_S_DEFAULT",
     "SWEEP_INTERVAL_S_DEFAULT",
     "VISIBILITY_TIMEOUT_S_DEFAULT",
+    "CeleryEndpoint",
     "WorkerSettings",
+    "celery_connection",
 ]

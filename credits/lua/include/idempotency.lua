@@ -2,6 +2,7 @@
 --   KEYS[14]  the idempotency key, only when the caller passed one (after the thirteen)
 -- Stored value: "<fingerprint>|<result>".
 --- @include "context"
+--- @include "rewrite"
 local IDEMPOTENCY_KEY = 14
 
 local function idempotency_lookup(fingerprint)
@@ -17,6 +18,7 @@ local function idempotency_lookup(fingerprint)
   if string.sub(stored, 1, bar - 1) ~= fingerprint then
     return { 'conflict' }
   end
+  rewrite_unchanged(key, nil)
   return { 'replay', string.sub(stored, bar + 1) }
 end
 
