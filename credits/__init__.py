@@ -34,10 +34,13 @@ from credits.models import (
     AccountAt,
     BalanceVerification,
     BulkItem,
+    EventPage,
+    LedgerEvent,
     Reservation,
     Settlement,
     Transaction,
     TxResult,
+    WebhookEndpoint,
 )
 
 # Pricing
@@ -54,9 +57,11 @@ __all__ = [
     "BulkItem",
     "Credits",
     "CreditsError",
+    "EventPage",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
     "InvalidInputError",
+    "LedgerEvent",
     "LimitExceededError",
     "LotNotFoundError",
     "PricingConfigError",
@@ -72,4 +77,5 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "TxResult",
+    "WebhookEndpoint",
 ]

@@ -72,6 +72,13 @@ class AsyncCredits(ClientBase):
     get_reservation = awaiting(Operations.get_reservation)
     list_reservations = awaiting(Operations.list_reservations)
 
+    # Events out
+
+    read_events = awaiting(Operations.read_events)
+    add_webhook = awaiting(Operations.add_webhook)
+    remove_webhook = awaiting(Operations.remove_webhook)
+    list_webhooks = awaiting(Operations.list_webhooks)
+
     # Upkeep (what the Celery beat runs)
 
     expire_reservations = awaiting(Operations.expire_reservations)

@@ -74,6 +74,13 @@ class Credits(ClientBase):
     get_reservation = blocking(Operations.get_reservation)
     list_reservations = blocking(Operations.list_reservations)
 
+    # Events out
+
+    read_events = blocking(Operations.read_events)
+    add_webhook = blocking(Operations.add_webhook)
+    remove_webhook = blocking(Operations.remove_webhook)
+    list_webhooks = blocking(Operations.list_webhooks)
+
     # Upkeep (what the Celery beat runs)
 
     expire_reservations = blocking(Operations.expire_reservations)

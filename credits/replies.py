@@ -92,6 +92,12 @@ def _impossible(ctx: Context, reply: Reply) -> CreditsError:
     )
 
 
+def _too_many_endpoints(ctx: Context, reply: Reply) -> CreditsError:
+    return LimitExceededError(
+        "webhook_endpoints", limits.WEBHOOK_ENDPOINTS_MAX, used=int(reply[1]), requested=1
+    )
+
+
 REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "insufficient": _insufficient,
     "conflict": _conflict,
@@ -101,6 +107,7 @@ REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "closed": _closed,
     "impossible": _impossible,
     "damaged": _damaged,
+    "too_many_endpoints": _too_many_endpoints,
 }
 
 STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()
