@@ -35,7 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -188,14 +188,28 @@ def _after(position: StreamId | None) -> str:
     return "-" if position is None else f"({format_stream_id(position)}"
 
 
+def _xread_after(position: StreamId | None) -> str:
+    """XREAD's "after this id" for ``position`` (0-0 is before every entry)."""
+    return "0-0" if position is None else format_stream_id(position)
+
+
 Entry = tuple[str, dict[str, str]]
 
 
-def _probe(cursor: Cursor, cluster: bool) -> Steps[dict[int, Entry]]:
-    """Every bucket's first entry after its position (buckets with nothing new are absent)."""
+def first_entries(
+    positions: Mapping[int, StreamId | None], cluster: bool
+) -> Steps[dict[int, Entry]]:
+    """Each given bucket's first entry after its position (buckets with nothing new are absent).
+
+    One XREAD of all the streams on a single Redis; on a Cluster every bucket is
+    its own slot, so one XRANGE per bucket, pipelined (one round trip per node).
+    """
+    buckets = sorted(positions)
+    if not buckets:
+        return {}
     if not cluster:
-        ids = ["0-0" if pos is None else format_stream_id(pos) for pos in cursor.positions]
-        reply = yield Command(("XREAD", "COUNT", 1, "STREAMS", *_KEYS, *ids))
+        ids = [_xread_after(positions[b]) for b in buckets]
+        reply = yield Command(("XREAD", "COUNT", 1, "STREAMS", *(_KEYS[b] for b in buckets), *ids))
         found: dict[int, Entry] = {}
         for key, entries in _xread_streams(reply):
             if entries:
@@ -205,13 +219,31 @@ def _probe(cursor: Cursor, cluster: bool) -> Steps[dict[int, Entry]]:
         (
             yield Batch(
                 tuple(
-                    Command(("XRANGE", _KEYS[b], _after(cursor.positions[b]), "+", "COUNT", 1))
-                    for b in range(_BUCKETS)
+                    Command(("XRANGE", _KEYS[b], _after(positions[b]), "+", "COUNT", 1))
+                    for b in buckets
                 )
             )
         )
     )
-    return {bucket: entries[0] for bucket, entries in enumerate(replies) if entries}
+    return {bucket: entries[0] for bucket, entries in zip(buckets, replies, strict=True) if entries}
+
+
+def entries_after(firsts: Mapping[int, Entry], count: int) -> Steps[dict[int, list[Entry]]]:
+    """Up to ``count`` entries after each bucket's first one, in one pipeline."""
+    order = list(firsts)
+    if not order or count < 1:
+        return {bucket: [] for bucket in order}
+    replies = batch_values(
+        (
+            yield Batch(
+                tuple(
+                    Command(("XRANGE", _KEYS[b], f"({firsts[b][0]}", "+", "COUNT", count))
+                    for b in order
+                )
+            )
+        )
+    )
+    return dict(zip(order, replies, strict=True))
 
 
 def _xread_streams(reply: Any) -> list[tuple[str, list[Entry]]]:
@@ -228,7 +260,7 @@ def read_events(after: object, limit: object, *, cluster: bool) -> Steps[EventPa
     """The next page of events after ``after``; see the module docstring for why it is complete."""
     count = check_limit(limit, limits.EVENTS_READ_LIMIT_MAX)
     cursor = decode_cursor(after)
-    firsts = yield from _probe(cursor, cluster)
+    firsts = yield from first_entries(dict(enumerate(cursor.positions)), cluster)
     order = [bucket for bucket in _rotation(cursor.start) if bucket in firsts]
     taken: dict[int, list[Entry]] = {}
     if len(order) >= count:
@@ -236,19 +268,10 @@ def read_events(after: object, limit: object, *, cluster: bool) -> Steps[EventPa
             taken[bucket] = [firsts[bucket]]
     elif order:
         share = -(-(count - len(order)) // len(order))
-        more = batch_values(
-            (
-                yield Batch(
-                    tuple(
-                        Command(("XRANGE", _KEYS[b], f"({firsts[b][0]}", "+", "COUNT", share))
-                        for b in order
-                    )
-                )
-            )
-        )
+        more = yield from entries_after({b: firsts[b] for b in order}, share)
         room = count
-        for bucket, extra in zip(order, more, strict=True):
-            entries = [firsts[bucket], *extra][:room]
+        for bucket in order:
+            entries = [firsts[bucket], *more[bucket]][:room]
             room -= len(entries)
             if entries:
                 taken[bucket] = entries

@@ -204,7 +204,6 @@ def due_member_parts(member: str) -> tuple[str, str] | None:
 # own tag puts it. An endpoint's keys share the tag {wh:<endpoint id>}.
 
 WEBHOOK_ENDPOINTS_KEY = f"{PREFIX}:webhooks:endpoints"  # hash: endpoint id -> JSON record
-WEBHOOK_TAILS_KEY = f"{PREFIX}:webhooks:tails"  # hash: bucket -> last outbox id (a snapshot)
 WEBHOOK_DISPATCH_LOCK_KEY = f"{PREFIX}:webhooks:dispatch"  # string: one dispatcher tick at a time
 WEBHOOK_TRIM_TICK_KEY = f"{PREFIX}:webhooks:trimtick"  # counter: which buckets a tick trims
 EVENT_STATS_KEY = f"{PREFIX}:events:stats"  # hash: counters for /metrics

@@ -239,11 +239,11 @@ class Operations:
         ``secret`` (``whsec_...``) is generated when None. The URL must be http(s),
         without credentials, and resolve to public addresses only (unless
         ``CREDITS_WEBHOOK_ALLOW_PRIVATE=1``); the endpoint receives events
-        written from now on. Raises :class:`~credits.errors.InvalidInputError`
-        for a refused URL, filter or secret, and
-        :class:`~credits.errors.LimitExceededError` when there are too many endpoints.
+        written from now on (``created_at``, by the server's clock). Raises
+        :class:`~credits.errors.InvalidInputError` for a refused URL, filter or
+        secret, :class:`~credits.errors.LimitExceededError` when there are too many.
         """
-        return registry.add_webhook(self._now_ms(), url, events, secret)
+        return registry.add_webhook(url, events, secret)
 
     def remove_webhook(self, endpoint_id: str) -> Steps[bool]:
         """Forget an endpoint, its delivery state and its parked failures; False if unknown."""

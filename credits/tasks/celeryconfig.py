@@ -56,8 +56,10 @@ import ssl
 from typing import Any
 
 from credits.tasks.settings import WorkerSettings
+from credits.webhooks.settings import WebhookSettings
 
 _settings = WorkerSettings()
+_webhooks = WebhookSettings()
 
 # ---------------------------------------------------------------- broker and results
 
@@ -126,6 +128,12 @@ beat_schedule = {
         "schedule": _settings.sweep_interval_s,
         # A tick nobody ran before the next one is dropped, not piled up.
         "options": {"expires": _settings.sweep_interval_s},
+    },
+    # Webhook delivery: the dispatcher tick (credits.tasks.delivery).
+    "deliver-events": {
+        "task": "credits.tasks.deliver_events",
+        "schedule": _webhooks.webhook_interval_s,
+        "options": {"expires": _webhooks.webhook_interval_s},
     },
     "reconcile-balances": {
         "task": "credits.tasks.reconcile_balances",

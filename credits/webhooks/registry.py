@@ -28,7 +28,7 @@ from credits.errors import InvalidInputError
 from credits.events import check_event_filters
 from credits.keys import WEBHOOK_ENDPOINTS_KEY, time_arg, webhook_keys
 from credits.models import WebhookEndpoint
-from credits.protocol import Batch, Command, Now, Steps, batch_values, run_script
+from credits.protocol import Batch, Command, Steps, batch_values, run_script
 from credits.scripts import script
 from credits.webhooks.settings import WebhookSettings
 from credits.webhooks.ssrf import allowed_addresses, check_url
@@ -79,12 +79,14 @@ def _allow_private() -> bool:
 
 
 def add_webhook(
-    now: Now, url: object, events: object, secret: object, *, allow_private: bool | None = None
+    url: object, events: object, secret: object, *, allow_private: bool | None = None
 ) -> Steps[WebhookEndpoint]:
     """Check everything, then register the endpoint; ``LimitExceededError`` when full.
 
     Resolves the URL's host (a blocking DNS lookup, also in the asyncio client:
     adding an endpoint is rare, and the lookup is part of refusing it).
+    ``created_at`` is always the Redis server's time, even for a client with an
+    explicit clock: it is compared with outbox ids, which the server stamps.
     """
     checked = check_url(url)
     filters = check_event_filters(events)
@@ -97,7 +99,7 @@ def add_webhook(
     reply = yield from run_script(
         script("webhook_add"),
         [WEBHOOK_ENDPOINTS_KEY],
-        [time_arg(now), "", endpoint_id, limits.WEBHOOK_ENDPOINTS_MAX, record],
+        [time_arg(None), "", endpoint_id, limits.WEBHOOK_ENDPOINTS_MAX, record],
     )
     replies.check(reply, replies.Context("add_webhook", checked.url))
     return WebhookEndpoint(
