@@ -38,6 +38,7 @@ from credits.redis_server import free_port
 from credits.transport import blocking_executor, drive
 
 logger = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per baseline POST otherwise
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TICK_S = 0.2
 TASK = "credits.tasks.deliver_events"

@@ -30,6 +30,9 @@ from credits.webhooks.registry import check_endpoint_id
 from credits.webhooks.settings import WebhookSettings
 
 logger = logging.getLogger(__name__)
+# httpx logs every request at INFO: at a worker's usual -l INFO that is one line per
+# delivery attempt. Failures are logged here instead, per run.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _settings = WebhookSettings()
 
