@@ -358,3 +358,33 @@ def test_the_tick_trims_what_every_endpoint_has_and_the_retention_allows(
     assert stats.trimmed == 120 and stats.written >= 120
     # Pollers of read_events see the trim as the events being gone, never as an error.
     assert client.read_events(after=encode_cursor(Cursor.beginning())) == []
+
+
+# --------------------------------------------------------------------------- the Cluster
+
+
+@pytest.mark.cluster
+def test_delivery_and_the_tick_on_the_cluster(
+    cluster_backend: Any, clock: Clock, receiver: Receiver, unique_user: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Every command of a run and a tick names one key, so each goes to its bucket's node."""
+    monkeypatch.setenv("CREDITS_WEBHOOK_ALLOW_PRIVATE", "1")
+    before = cluster_backend.crossslot_errors()
+    with cluster_backend.backend.credits(clock=clock) as client:
+        endpoint = client.add_webhook(receiver.url)
+        try:
+            execute = blocking_executor(client.redis)
+            schedule_clock = ScheduleClock(execute)
+            users = [unique_user("cluster") for _ in range(12)]
+            expire(client, clock, users, 2)
+            queued: list[str] = []
+            dispatch.tick(execute, retention_ms=3_600_000, queued_ttl_ms=10_000,
+                          enqueue=queued.append, clock=schedule_clock)  # fmt: skip
+            assert endpoint.id in queued
+            report = run(execute, endpoint.id, schedule_clock, cluster=True)
+            assert (report.outcome, report.delivered) == ("done", 24)
+            assert len(set(receiver.delivered_ids())) == 24
+        finally:
+            client.remove_webhook(endpoint.id)
+    assert cluster_backend.crossslot_errors() == before
