@@ -39,6 +39,10 @@ class Sizes:
     sweep_rounds: int
     celery_tasks: int
     celery_rounds: int
+    webhook_events: int  # events per side per round, delivery throughput row
+    webhook_rounds: int
+    webhook_dead_backlog: int  # events queued for the dead endpoint, isolation row
+    webhook_probes: int  # probes per phase, isolation row
 
     @property
     def label(self) -> str:
@@ -66,6 +70,10 @@ FULL = Sizes(
     sweep_rounds=2,
     celery_tasks=1000,
     celery_rounds=3,
+    webhook_events=5000,
+    webhook_rounds=3,
+    webhook_dead_backlog=10_000,
+    webhook_probes=15,
 )
 
 QUICK = Sizes(
@@ -89,6 +97,10 @@ QUICK = Sizes(
     sweep_rounds=1,
     celery_tasks=200,
     celery_rounds=1,
+    webhook_events=500,
+    webhook_rounds=1,
+    webhook_dead_backlog=1000,
+    webhook_probes=4,
 )
 
 

@@ -16,6 +16,8 @@ from bench.measures import (
     slowlog,
     sweep,
     sync_deduct,
+    webhook_delivery,
+    webhook_isolation,
 )
 
 ALL: tuple[Measure, ...] = (
@@ -31,4 +33,6 @@ ALL: tuple[Measure, ...] = (
     slowlog.MEASURE,
     sweep.MEASURE,
     celery_settle.MEASURE,
+    webhook_delivery.MEASURE,
+    webhook_isolation.MEASURE,
 )

@@ -35,11 +35,14 @@ from credits.models import (
     AccountAt,
     BalanceVerification,
     BulkItem,
+    EventPage,
+    LedgerEvent,
     Lot,
     Reservation,
     Settlement,
     Transaction,
     TxResult,
+    WebhookEndpoint,
 )
 
 # Pricing
@@ -56,9 +59,11 @@ __all__ = [
     "BulkItem",
     "Credits",
     "CreditsError",
+    "EventPage",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
     "InvalidInputError",
+    "LedgerEvent",
     "LimitExceededError",
     "Lot",
     "LotClosedError",
@@ -76,4 +81,5 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "TxResult",
+    "WebhookEndpoint",
 ]

@@ -77,6 +77,12 @@ class AsyncCredits(ClientBase):
     list_lots = awaiting(Operations.list_lots)
     get_lot = awaiting(Operations.get_lot)
     void_lot = awaiting(Operations.void_lot)
+    # Events out
+
+    read_events = awaiting(Operations.read_events)
+    add_webhook = awaiting(Operations.add_webhook)
+    remove_webhook = awaiting(Operations.remove_webhook)
+    list_webhooks = awaiting(Operations.list_webhooks)
 
     # Upkeep (what the Celery beat runs)
 

@@ -79,6 +79,12 @@ class Credits(ClientBase):
     list_lots = blocking(Operations.list_lots)
     get_lot = blocking(Operations.get_lot)
     void_lot = blocking(Operations.void_lot)
+    # Events out
+
+    read_events = blocking(Operations.read_events)
+    add_webhook = blocking(Operations.add_webhook)
+    remove_webhook = blocking(Operations.remove_webhook)
+    list_webhooks = blocking(Operations.list_webhooks)
 
     # Upkeep (what the Celery beat runs)
 

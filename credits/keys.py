@@ -234,3 +234,57 @@ def due_member_parts(member: str) -> tuple[str, str] | None:
     if not sep or not escaped:
         return None
     return unescape_user_id(escaped), hold_id
+
+
+# ---------------------------------------------------------------- events out
+# Webhook endpoints and their delivery state (credits/webhooks/). Nothing here is in a
+# user's slot: no script spans them and an outbox stream, so each lives where its
+# own tag puts it. An endpoint's keys share the tag {wh:<endpoint id>}.
+
+WEBHOOK_ENDPOINTS_KEY = f"{PREFIX}:webhooks:endpoints"  # hash: endpoint id -> JSON record
+WEBHOOK_DISPATCH_LOCK_KEY = f"{PREFIX}:webhooks:dispatch"  # string: one dispatcher tick at a time
+WEBHOOK_TRIM_TICK_KEY = f"{PREFIX}:webhooks:trimtick"  # counter: which buckets a tick trims
+EVENT_STATS_KEY = f"{PREFIX}:events:stats"  # hash: counters for /metrics
+
+
+def webhook_tag(endpoint_id: str) -> str:
+    return f"{{wh:{endpoint_id}}}"
+
+
+def webhook_lanes_key(endpoint_id: str) -> str:
+    """Hash: bucket -> "<last id>|<failed attempts of the next>|<not before ms>"."""
+    return f"{PREFIX}:{webhook_tag(endpoint_id)}:lanes"
+
+
+def webhook_failed_key(endpoint_id: str) -> str:
+    """Hash: event id -> JSON of a parked delivery."""
+    return f"{PREFIX}:{webhook_tag(endpoint_id)}:failed"
+
+
+def webhook_failed_index_key(endpoint_id: str) -> str:
+    """Zset: event id by the ms it was parked (oldest dropped past the bound)."""
+    return f"{PREFIX}:{webhook_tag(endpoint_id)}:failedidx"
+
+
+def webhook_lock_key(endpoint_id: str) -> str:
+    """String: the token of the one delivery run of this endpoint (SET NX PX)."""
+    return f"{PREFIX}:{webhook_tag(endpoint_id)}:lock"
+
+
+def webhook_queued_key(endpoint_id: str) -> str:
+    """String: a run of this endpoint is queued (so ticks do not pile runs up)."""
+    return f"{PREFIX}:{webhook_tag(endpoint_id)}:queued"
+
+
+def webhook_pause_key(endpoint_id: str) -> str:
+    """String: "<down streak>|<paused until ms>" of an endpoint that was down."""
+    return f"{PREFIX}:{webhook_tag(endpoint_id)}:pause"
+
+
+def webhook_keys(endpoint_id: str) -> list[str]:
+    """Every key of an endpoint's delivery state (what removing it deletes)."""
+    return [
+        webhook_lanes_key(endpoint_id), webhook_failed_key(endpoint_id),
+        webhook_failed_index_key(endpoint_id), webhook_lock_key(endpoint_id),
+        webhook_queued_key(endpoint_id), webhook_pause_key(endpoint_id),
+    ]  # fmt: skip

@@ -106,3 +106,51 @@ WAIT_TIMEOUT_MS_MAX = 60_000
 # part of every key and of every reservation id, so this is a storage-format
 # constant: changing it orphans existing data.
 BUCKET_COUNT = 1024
+
+# ---------------------------------------------------------------- events out
+# Reading the outbox (credits/events.py, credits/event_cursor.py) and delivering it by
+# webhook (credits/webhooks/). Each bound keeps one call, one task run or one key small.
+
+# Events one read_events call returns at most; it reads at most this many plus one
+# probe entry per bucket, whatever the backlog.
+EVENTS_READ_LIMIT_MAX = 1000
+EVENTS_READ_LIMIT_DEFAULT = 100
+# A read cursor holds one position per bucket: a few bytes each, compressed (2 to 7 KB
+# with every bucket busy; the bound fits the largest any ledger can produce). Longer
+# input is refused before it is decoded, and decoding never inflates past the bytes
+# 1,024 positions can take.
+EVENT_CURSOR_CHARS_MAX = 32 * 1024
+EVENT_CURSOR_BYTES_MAX = 24 * BUCKET_COUNT + 32
+
+# Webhook endpoints: a handful per app, each with its own delivery state.
+WEBHOOK_ENDPOINTS_MAX = 100
+WEBHOOK_URL_CHARS_MAX = 2048
+WEBHOOK_EVENT_FILTERS_MAX = 32
+WEBHOOK_EVENT_TYPE_CHARS_MAX = 64
+# Standard Webhooks: a secret is 24 to 64 random bytes, base64 after "whsec_".
+WEBHOOK_SECRET_BYTES_MIN = 24
+WEBHOOK_SECRET_BYTES_MAX = 64
+WEBHOOK_SECRET_BYTES_GENERATED = 32
+# Steps of a retry schedule (CREDITS_WEBHOOK_RETRY_S), and the longest one step may be.
+WEBHOOK_RETRY_STEPS_MAX = 32
+WEBHOOK_RETRY_STEP_S_MAX = 7 * 24 * 60 * 60
+# One delivery run of one endpoint: it stops starting attempts after this long, so a
+# worker process is never held by one endpoint for more than this plus one timeout.
+WEBHOOK_RUN_BUDGET_S = 10
+# Events one run reads per round in all, and per lane (endpoint, bucket) per round.
+WEBHOOK_EVENTS_PER_ROUND_MAX = 2000
+WEBHOOK_EVENTS_PER_LANE_MAX = 50
+# Transport failures (timeout, refused) with no success in a run before the endpoint
+# is taken as down and paused, instead of timing out once per lane.
+WEBHOOK_DOWN_AFTER_FAILURES = 3
+# Parked (failed) deliveries kept per endpoint; past it the oldest are dropped (counted).
+WEBHOOK_FAILED_PER_ENDPOINT_MAX = 10_000
+WEBHOOK_FAILED_LIST_MAX = 1000
+# Bytes of an endpoint's error answer kept with a parked delivery.
+WEBHOOK_ERROR_CHARS_MAX = 300
+# Concurrent requests of one endpoint's run (CREDITS_WEBHOOK_CONCURRENCY at most).
+WEBHOOK_CONCURRENCY_MAX = 64
+# Entries one XTRIM of the outbox may remove (MINID ~ ... LIMIT), and buckets trimmed
+# per dispatcher tick; every bucket is visited every BUCKET_COUNT / this many ticks.
+OUTBOX_TRIM_ENTRIES_PER_CALL_MAX = 1000
+OUTBOX_TRIM_BUCKETS_PER_TICK = 256

@@ -175,3 +175,51 @@ __all__ = [
     "TxResult",
     "TxType",
 ]
+
+
+# ---------------------------------------------------------------- events out
+
+
+class LedgerEvent(_Frozen):
+    """Something that happened to a user's account, for apps (polling or webhooks).
+
+    Written by the same script as the change it reports, so it exists exactly
+    when the change does. ``id`` is stable: polling, every webhook delivery and
+    every retry carry the same one (receivers dedupe on it).
+    """
+
+    id: str = Field(description="evt_<bucket>_<outbox stream id>")
+    type: str = Field(description="e.g. reservation.expired, settlement.shortfall")
+    created_at: int = Field(description="Unix ms, the ledger's time of the change")
+    user_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventPage(list[LedgerEvent]):
+    """A page of :meth:`~credits.Credits.read_events`: the events, and where to go on.
+
+    A plain list of :class:`LedgerEvent` (oldest first per user) with
+    ``cursor``: pass it as ``after=`` to read what comes next. The cursor is
+    opaque; it never skips an event (docs/CONTRACT.md, "Events out").
+    """
+
+    cursor: str
+
+    def __init__(self, events: list[LedgerEvent], cursor: str) -> None:
+        super().__init__(events)
+        self.cursor = cursor
+
+
+class WebhookEndpoint(_Frozen):
+    """A URL that receives the ledger's events, signed with its secret.
+
+    ``events`` None receives every type; otherwise the types (or ``prefix.*``)
+    listed. ``secret`` (``whsec_...``) is what the receiver verifies the
+    Standard Webhooks signature with; it is left out of ``repr()``.
+    """
+
+    id: str = Field(description="we_<16 hex>")
+    url: str
+    events: list[str] | None = None
+    secret: str = Field(repr=False)
+    created_at: int = Field(description="Unix ms; events written from then on are delivered")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from credits import audit, history, ledger, limits
+from credits import audit, event_cursor, history, ledger, limits
 from credits.connection import ClientOptions
 from credits.errors import CreditsError
 from credits.health import store_warnings
@@ -25,16 +25,19 @@ from credits.models import (
     AccountAt,
     BalanceVerification,
     BulkItem,
+    EventPage,
     Lot,
     Reservation,
     Settlement,
     Transaction,
     TxResult,
+    WebhookEndpoint,
 )
 from credits.protocol import Now, Steps
 from credits.reconcile import Progress, ReconcileReport, reconcile
 from credits.reservations import holds
 from credits.reservations.sweep import expire_reservations
+from credits.webhooks import registry
 
 Metadata = dict[str, Any] | None
 
@@ -270,6 +273,42 @@ class Operations:
         expired lot raises :class:`~credits.errors.LotClosedError`.
         """
         return lots_ops.void_lot(self._now(), lot_id, reason)
+
+    # Events out
+
+    def read_events(
+        self, *, after: str | None = None, limit: int = limits.EVENTS_READ_LIMIT_DEFAULT
+    ) -> Steps[EventPage]:
+        """The next events of every user after the cursor ``after`` (None: the oldest kept).
+
+        Returns an :class:`EventPage`: a list of :class:`LedgerEvent`, in order
+        per user, with ``.cursor`` to pass as ``after`` next time. The cursor
+        never skips an event (docs/CONTRACT.md, "Events out"); a call reads at
+        most ``limit`` events (1 to 1000) plus one probe per bucket.
+        """
+        return event_cursor.read_events(after, limit, cluster=self.options.cluster)
+
+    def add_webhook(
+        self, url: str, *, events: list[str] | None = None, secret: str | None = None
+    ) -> Steps[WebhookEndpoint]:
+        """Register an endpoint that receives events (``events``: types, or None for all).
+
+        ``secret`` (``whsec_...``) is generated when None. The URL must be http(s),
+        without credentials, and resolve to public addresses only (unless
+        ``CREDITS_WEBHOOK_ALLOW_PRIVATE=1``); the endpoint receives events
+        written from now on (``created_at``, by the server's clock). Raises
+        :class:`~credits.errors.InvalidInputError` for a refused URL, filter or
+        secret, :class:`~credits.errors.LimitExceededError` when there are too many.
+        """
+        return registry.add_webhook(url, events, secret)
+
+    def remove_webhook(self, endpoint_id: str) -> Steps[bool]:
+        """Forget an endpoint, its delivery state and its parked failures; False if unknown."""
+        return registry.remove_webhook(endpoint_id)
+
+    def list_webhooks(self) -> Steps[list[WebhookEndpoint]]:
+        """Every webhook endpoint, oldest first (secrets included: this is an admin call)."""
+        return registry.list_webhooks()
 
     # Upkeep (what the Celery beat runs)
 

@@ -114,6 +114,12 @@ def _impossible(ctx: Context, reply: Reply) -> CreditsError:
     )
 
 
+def _too_many_endpoints(ctx: Context, reply: Reply) -> CreditsError:
+    return LimitExceededError(
+        "webhook_endpoints", limits.WEBHOOK_ENDPOINTS_MAX, used=int(reply[1]), requested=1
+    )
+
+
 REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "insufficient": _insufficient,
     "conflict": _conflict,
@@ -127,6 +133,7 @@ REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "invalid": _invalid,
     "lot_not_found": _lot_not_found,
     "lot_closed": _lot_closed,
+    "too_many_endpoints": _too_many_endpoints,
 }
 
 STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()

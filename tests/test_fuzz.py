@@ -209,6 +209,36 @@ bulks = st.one_of(
     st.text(max_size=5),
 )
 progress = st.one_of(st.none(), non_str, st.just(lambda done, total: None))
+cursors = st.one_of(
+    st.none(),
+    any_text,
+    non_str,
+    st.builds(lambda tail: "ec1_" + tail, st.text(alphabet="AZaz09-_=", max_size=60)),
+    st.sampled_from(["ec1_", "evt_1_1-0", "ec1_eJwLycgsVgCixLxShZzM4tJUhfyiFAA"]),
+)
+# URLs a guard must refuse without any DNS lookup: IP literals, wrong schemes, credentials.
+REFUSED_URLS = [
+    "http://127.0.0.1:8080/hook", "http://[::1]/", "http://10.1.2.3/", "http://0.0.0.0/",
+    "http://169.254.169.254/latest/meta-data", "http://[::ffff:127.0.0.1]/",
+    "http://100.64.0.1/", "ftp://93.184.216.34/", "file:///etc/passwd",
+    "http://user:pw@93.184.216.34/", "http://93.184.216.34:0/", "https://", "http:///x",
+    "gopher://93.184.216.34:6379/_FLUSHALL", "http://93.184.216.34/" + "x" * 3000,
+]  # fmt: skip
+webhook_urls = st.one_of(
+    any_text,
+    non_str,
+    st.sampled_from(REFUSED_URLS),
+)
+event_filters = st.one_of(
+    st.none(),
+    non_str,
+    st.lists(st.one_of(any_text, st.sampled_from(["reservation.*", "nothing.*", "*"])), max_size=3),
+    st.just(["settlement.shortfall"] * 40),
+)
+secrets_ = st.one_of(
+    st.none(), any_text, non_str, st.sampled_from(["whsec_", "whsec_AAAA", "whsec_!!", "x" * 300])
+)
+endpoint_ids = st.one_of(any_text, non_str, st.sampled_from(["we_", "we_0123456789abcdeg"]))
 
 # --------------------------------------------------------------------------- the rig
 
@@ -362,10 +392,20 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
         ),
     ),
     "check_store": lambda _: st.tuples(st.just(()), st.just({})),
+    "read_events": lambda _: st.tuples(
+        st.just(()),
+        st.fixed_dictionaries({}, optional={"after": cursors, "limit": limits_}),
+    ),
+    "add_webhook": lambda _: st.tuples(
+        st.tuples(webhook_urls),
+        st.fixed_dictionaries({}, optional={"events": event_filters, "secret": secrets_}),
+    ),
+    "remove_webhook": lambda _: st.tuples(st.tuples(endpoint_ids), st.just({})),
+    "list_webhooks": lambda _: st.tuples(st.just(()), st.just({})),
 }
 LOT_ID_METHODS = frozenset({"get_lot", "void_lot"})
 # Walking all 1,024 buckets is slower than a single call: fewer examples.
-FEWER = {"reconcile": 5, "expire_reservations": 20, "expire_lots": 20}
+FEWER = {"reconcile": 5, "expire_reservations": 20, "expire_lots": 20, "read_events": 20}
 
 
 def public_methods(cls: type) -> set[str]:

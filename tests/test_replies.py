@@ -89,6 +89,7 @@ CONTEXT = replies.Context("deduct", "user-1", amount=7, idempotency_key="k")
         (["not_found"], ReservationNotFoundError, {"reservation_id": "user-1"}),
         (["closed", "released"], ReservationClosedError, {"status": "released"}),
         (["impossible", -1, 0], BalanceVerificationError, {}),
+        (["too_many_endpoints", 100], LimitExceededError, {"limit": "webhook_endpoints"}),
     ],
 )
 def test_refusals_become_typed_errors_with_their_data(

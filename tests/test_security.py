@@ -50,10 +50,12 @@ SECRETS = (ADMIN_PASSWORD, LEDGER_PASSWORD)
 LEDGER_COMMANDS = (
     # direct
     "evalsha", "eval", "xrevrange", "xrange", "sscan", "scard",
+    # events out: read_events (XREAD of every bucket), list_webhooks, remove_webhook
+    "xread", "hgetall", "del",
     # inside the scripts
     "exists", "get", "set", "hget", "hmget", "hset", "hdel", "sadd", "xadd",
     "zadd", "zcard", "zrange", "zrangebyscore", "zrevrangebyscore", "zrem", "time",
-    "hincrby",
+    "hincrby", "hlen",
 )  # fmt: skip
 # What redis-py's cluster client needs to learn the slots and the commands' keys.
 CLUSTER_COMMANDS = ("cluster|slots", "command")
@@ -104,6 +106,10 @@ def full_flow(ledger: Any, clock: Clock, user: str, *, check_store: bool = True)
     ledger.void_lot(pending.lot_id, reason="mistake")
     clock.advance(61)
     assert ledger.expire_lots() >= 1  # the lot sweep: due.lua on the lot index, lot_sweep.lua
+    assert any(event.user_id == user for event in ledger.read_events(limit=1000))
+    endpoint = ledger.add_webhook("https://93.184.216.34/hook")  # an IP literal: no DNS
+    assert endpoint in ledger.list_webhooks()
+    assert ledger.remove_webhook(endpoint.id)
     clock.advance(31 * 24 * 3600)
     ledger.add(user, 1, "purchase")  # forgets holds closed more than 30 days ago: HDEL
     clock.advance(91 * 24 * 3600)

@@ -38,6 +38,7 @@ from credits.cli.processes import (
     wait_worker_ready,
     worker_argv,
 )
+from credits.cli.webhooks import app as webhooks_app
 from credits.client import Credits
 from credits.errors import CreditsError
 from credits.settings import CreditsSettings, redact_url
@@ -48,6 +49,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(webhooks_app)
 console = Console()
 err_console = Console(stderr=True)
 

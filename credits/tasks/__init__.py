@@ -6,6 +6,7 @@ completion webhooks. See ``celeryconfig.py`` for delivery guarantees.
 """
 
 from credits.tasks.app import app
+from credits.tasks.delivery import deliver_events
 from credits.tasks.jobs import (
     expire_lots,
     expire_reservations,
@@ -16,6 +17,7 @@ from credits.tasks.jobs import (
 
 __all__ = [
     "app",
+    "deliver_events",
     "expire_lots",
     "expire_reservations",
     "reconcile_balances",

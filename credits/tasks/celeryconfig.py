@@ -64,8 +64,10 @@ import ssl
 from typing import Any
 
 from credits.tasks.settings import WorkerSettings
+from credits.webhooks.settings import WebhookSettings
 
 _settings = WorkerSettings()
+_webhooks = WebhookSettings()
 
 # ---------------------------------------------------------------- broker and results
 
@@ -147,6 +149,12 @@ beat_schedule = {
         "task": "credits.tasks.expire_lots",
         "schedule": _settings.sweep_interval_s,
         "options": {"expires": _settings.sweep_interval_s},
+    },
+    # Webhook delivery: the dispatcher tick (credits.tasks.delivery).
+    "deliver-events": {
+        "task": "credits.tasks.deliver_events",
+        "schedule": _webhooks.webhook_interval_s,
+        "options": {"expires": _webhooks.webhook_interval_s},
     },
     "reconcile-balances": {
         "task": "credits.tasks.reconcile_balances",
