@@ -34,6 +34,7 @@ from celery import Celery
 from bench.pipelined import run_pipelined
 from bench.seed import grant, reserve_many
 from credits import Credits, WebhookEndpoint, ledger
+from credits.protocol import Now
 from credits.redis_server import free_port
 from credits.transport import blocking_executor, drive
 
@@ -165,7 +166,7 @@ def expired_events(client: redis.Redis, users: list[str], per_user: int, now_ms:
     grant(client, users, now_ms)
     reserve_many(client, users, per_user, now_ms, HOLD_TTL_S)
     later = now_ms + (HOLD_TTL_S + 1) * 1000
-    run_pipelined(client, (ledger.get_balance(later, user) for user in users))
+    run_pipelined(client, (ledger.get_balance(Now(later), user) for user in users))
     return len(users) * per_user
 
 
