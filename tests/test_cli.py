@@ -166,7 +166,7 @@ def test_up_restarts_a_child_that_dies_then_gives_up(tmp_path: Path) -> None:
     import sys
     import threading
 
-    from credits.cli.commands import CHILD_RESTARTS_MAX, _supervise
+    from credits.cli.up import CHILD_RESTARTS_MAX, _supervise
     from credits.cli.processes import Child
 
     log = tmp_path / "child.log"

@@ -1,9 +1,18 @@
-"""The ``credits`` command: run the system locally, play the demo, look at balances.
+"""The local system: ``credits up``, ``credits url``, ``credits demo``, ``credits flower``.
 
-``credits up`` runs an embedded Redis (or ``CREDITS_REDIS_URL``), a worker with
-beat and Flower in the foreground until Ctrl-C; ``credits demo`` plays the
-four-app story; ``balance``, ``history`` and ``reconcile`` work against any
-Redis. Printing is this module's job (Rich); the work is done elsewhere.
+``credits up`` runs an embedded Redis (or uses ``CREDITS_REDIS_URL``), a
+worker with beat, Flower and the HTTP API in the foreground until Ctrl-C. What
+it promises a new user, and why:
+
+* **A stable address.** A new embedded server listens on ``--redis-port``
+  (6390 by default, beside a system Redis's 6379), so a ``.env`` or the
+  webhook example keeps working after a restart; ``credits url`` prints it.
+  A server already running for the data dir (one ``Credits.embedded()``
+  started) is reused where it is.
+* **It stops only what it started.** A reused embedded server is left running.
+* **It fails fast and says why.** An unreachable ``CREDITS_REDIS_URL`` is
+  reported in seconds (not blamed on the worker a minute later), and a busy
+  port is named before anything starts, instead of a child's traceback.
 """
 
 from __future__ import annotations
@@ -11,90 +20,56 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Final
 
+import redis
 import typer
-from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from credits import limits
+from credits.cli.app import (
+    EXIT_INVALID,
+    EXIT_NO_REDIS,
+    DataDirOption,
+    JsonOption,
+    app,
+    console,
+    fail,
+    line,
+    print_json,
+    redis_url_of,
+    say,
+    warn,
+)
+from credits.cli.app import data_dir as resolve_data_dir
 from credits.cli.processes import (
     Child,
     ChildExitedError,
     UpState,
+    api_argv,
     child_env,
     flower_argv,
     wait_http_ok,
     wait_worker_ready,
     worker_argv,
 )
-from credits.client import Credits
-from credits.errors import CreditsError
-from credits.settings import CreditsSettings, redact_url
-
-app = typer.Typer(
-    name="credits",
-    help="A credits ledger for metered AI apps, on Redis, with Celery workers.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-console = Console()
-err_console = Console(stderr=True)
+from credits.redis_server import port_is_free
+from credits.settings import redact_url
 
 FLOWER_PORT_DEFAULT: Final = 5555
+API_PORT_DEFAULT: Final = 8000
+REDIS_PORT_DEFAULT: Final = 6390
 LOOPBACK: Final = "127.0.0.1"
 SUPERVISE_POLL_S: Final = 0.5
-EXIT_INVALID: Final = 1
-EXIT_NO_REDIS: Final = 2
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(help="Data dir of the embedded Redis [default: CREDITS_DATA_DIR or .credits]"),
-]
-
-
-def _data_dir(option: Path | None) -> Path:
-    return (option or CreditsSettings().data_dir).resolve()
-
-
-def _redis_url(data_dir: Path) -> str:
-    """``CREDITS_REDIS_URL``, else the Redis of a running ``credits up``; exits 2 if neither."""
-    settings = CreditsSettings()
-    if settings.redis_url:
-        return settings.redis_url
-    state = UpState.read_live(data_dir)
-    if state is not None:
-        return state.redis_url
-    err_console.print(
-        "[red]No Redis:[/] set CREDITS_REDIS_URL, or start one with [bold]credits up[/]."
-    )
-    raise typer.Exit(EXIT_NO_REDIS)
-
-
-@contextmanager
-def _ledger(data_dir: Path) -> Iterator[Credits]:
-    """A client of ``CREDITS_REDIS_URL`` (token, cluster and all), else of ``credits up``."""
-    configured = CreditsSettings().redis_url is not None
-    url = None if configured else _redis_url(data_dir)
-    try:
-        with Credits.from_env() if configured else Credits(url) as client:
-            yield client
-    except CreditsError as exc:
-        err_console.print(f"[red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
-
-
-# --------------------------------------------------------------------------- up
+STORE_PROBE_TIMEOUT_S: Final = 3.0
 
 
 class _StopRequested:
@@ -117,96 +92,179 @@ class _StopRequested:
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
+def _http_extra_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("fastapi", "uvicorn", "jinja2"))
+
+
+def _check_ports(ports: dict[str, tuple[str, int]]) -> None:
+    """Names every busy port before anything starts (instead of a child's traceback)."""
+    for option, (host, port) in ports.items():
+        if not port_is_free(port, host):
+            raise fail(
+                ("Port busy: ", "red"),
+                f"{host}:{port} is in use; pass {option} with a free port.",
+                code=EXIT_INVALID,
+            )
+
+
+def _check_store(url: str) -> None:
+    """Exits 2, naming CREDITS_REDIS_URL, when the configured Redis does not answer."""
+    try:
+        with redis.Redis.from_url(
+            url, socket_connect_timeout=STORE_PROBE_TIMEOUT_S, socket_timeout=STORE_PROBE_TIMEOUT_S
+        ) as probe:
+            probe.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise fail(
+            ("Cannot reach CREDITS_REDIS_URL ", "red"),
+            f"({redact_url(url)}): {type(exc).__name__}: {exc}",
+            code=EXIT_NO_REDIS,
+        ) from None
+
+
 @app.command()
 def up(
     data_dir: DataDirOption = None,
+    redis_port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65_535, help="Port of a new embedded Redis (a running one keeps its own)"
+        ),
+    ] = REDIS_PORT_DEFAULT,
     flower_port: Annotated[int, typer.Option(help="Flower's port")] = FLOWER_PORT_DEFAULT,
     flower_address: Annotated[str, typer.Option(help="Flower's address")] = LOOPBACK,
+    api_port: Annotated[int, typer.Option(help="The HTTP API's port")] = API_PORT_DEFAULT,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Also serve the HTTP API and admin page")
+    ] = True,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 2,
 ) -> None:
-    """Run Redis (embedded, unless CREDITS_REDIS_URL is set), a worker with beat, and Flower.
+    """Run Redis (embedded unless CREDITS_REDIS_URL is set), a worker with beat, Flower, the API.
 
-    Stays in the foreground; Ctrl-C (or SIGTERM) stops everything it started.
+    Stays in the foreground; Ctrl-C (or SIGTERM) stops everything it started,
+    and nothing it only reused.
     """
-    from credits.redis_server import embedded_server, stop_embedded
+    from credits.redis_server import open_embedded, running_embedded_url, stop_embedded
     from credits.tasks.settings import WorkerSettings
 
-    directory = _data_dir(data_dir)
+    directory = resolve_data_dir(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if UpState.read_live(directory) is not None:
-        err_console.print(f"[red]credits up is already running for {directory}[/]")
-        raise typer.Exit(EXIT_INVALID)
+        raise fail(f"credits up is already running for {directory}", code=EXIT_INVALID)
+    serve_api = api and _http_extra_installed()
+    if api and not serve_api:
+        warn("The HTTP API needs the 'http' extra (pip install 'credits[http]'); not serving it.")
+    url = WorkerSettings().store_url()
+    ports = {"--flower-port": (flower_address, flower_port)}
+    if serve_api:
+        ports["--api-port"] = (LOOPBACK, api_port)
+    if url is None and running_embedded_url(directory) is None:
+        ports["--redis-port"] = (LOOPBACK, redis_port)
+    _check_ports(ports)
+    if url is not None:
+        _check_store(url)
     logs = directory / "logs"
     hostname = f"credits-{uuid.uuid4().hex[:6]}@%h"
     flower_url = f"http://{flower_address}:{flower_port}"
+    api_url = f"http://{LOOPBACK}:{api_port}" if serve_api else None
 
     with _StopRequested() as stop, ExitStack() as cleanup:
-        url = WorkerSettings().store_url()
         embedded = url is None
+        reused = False
         if url is None:
             with console.status("Starting the embedded redis-server (AOF on) ..."):
-                url = embedded_server(directory).url
-            cleanup.callback(stop_embedded, directory)
+                opened = open_embedded(directory, port=redis_port)
+            url, reused = opened.server.url, not opened.started
+            if opened.started:
+                cleanup.callback(stop_embedded, directory)
         env = child_env(url if embedded else None)
-        worker = Child(
-            "worker",
-            worker_argv(
-                hostname=hostname,
-                concurrency=concurrency,
-                beat_schedule=directory / "celerybeat-schedule",
+        children = [
+            Child(
+                "worker",
+                worker_argv(
+                    hostname=hostname,
+                    concurrency=concurrency,
+                    beat_schedule=directory / "celerybeat-schedule",
+                ),
+                env=env,
+                log_path=logs / "worker.log",
             ),
-            env=env,
-            log_path=logs / "worker.log",
-        )
-        flower = Child(
-            "flower",
-            flower_argv(address=flower_address, port=flower_port),
-            env=env,
-            log_path=logs / "flower.log",
-        )
-        # Stopped in reverse: Flower first, then the worker (warm shutdown), then Redis.
-        cleanup.callback(worker.stop)
-        cleanup.callback(flower.stop)
+            Child(
+                "flower",
+                flower_argv(address=flower_address, port=flower_port),
+                env=env,
+                log_path=logs / "flower.log",
+            ),
+        ]
+        if serve_api:
+            api_argv_ = api_argv(host=LOOPBACK, port=api_port)
+            children.append(Child("api", api_argv_, env=env, log_path=logs / "api.log"))
+        worker, flower = children[0], children[1]
+        # Stopped in reverse: the API and Flower first, then the worker (warm shutdown), then Redis.
+        for child in children:
+            cleanup.callback(child.stop)
         cleanup.callback(UpState.remove, directory)
         try:
-            with console.status("Starting the worker (with beat) and Flower ..."):
-                worker.start()
-                flower.start()
-                wait_worker_ready(worker, hostname.replace("%h", _host()))
+            with console.status("Starting the worker (with beat), Flower and the API ..."):
+                for child in children:
+                    child.start()
+                wait_worker_ready(worker, hostname.replace("%h", socket.gethostname()))
                 wait_http_ok(flower, f"{flower_url}/healthcheck")
+                if serve_api:
+                    wait_http_ok(children[2], f"{api_url}/healthz")
         except (ChildExitedError, TimeoutError) as exc:
-            err_console.print(f"[red]Could not start:[/] {exc}")
-            raise typer.Exit(EXIT_INVALID) from None
-        UpState(pid=os.getpid(), redis_url=url, flower_url=flower_url).write(directory)
-        _print_up_panel(url, embedded, directory, flower_url, worker, flower)
-        failed = _supervise(stop.event, (worker, flower))
+            raise fail(("Could not start: ", "red"), str(exc), code=EXIT_INVALID) from None
+        UpState(pid=os.getpid(), redis_url=url, flower_url=flower_url, api_url=api_url).write(
+            directory
+        )
+        _print_up_panel(url, embedded, reused, directory, flower_url, api_url, children)
+        failed = _supervise(stop.event, tuple(children))
         console.print("Stopping ...")
     console.print("Stopped.")
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
 
-def _host() -> str:
-    # Celery expands %h to the full host name (socket.gethostname()).
-    import socket
-
-    return socket.gethostname()
-
-
 def _print_up_panel(
-    url: str, embedded: bool, directory: Path, flower_url: str, worker: Child, flower: Child
+    url: str,
+    embedded: bool,
+    reused: bool,
+    directory: Path,
+    flower_url: str,
+    api_url: str | None,
+    children: list[Child],
 ) -> None:
-    source = f"embedded, data in {directory}" if embedded else "CREDITS_REDIS_URL"
+    if embedded:
+        source = f"embedded, data in {directory}"
+        if reused:
+            source += ", reused: left running on exit"
+    else:
+        source = "CREDITS_REDIS_URL"
+    worker, flower = children[0], children[1]
     lines = [
-        f"[bold]Redis[/]    {redact_url(url)}  ({source})",
-        f"[bold]Worker[/]   pid {worker.pid}, beat on  (log: {worker.log_path})",
-        f"[bold]Flower[/]   {flower_url}  (log: {flower.log_path}; "
-        "FLOWER_BASIC_AUTH=user:pass puts the UI and /metrics behind a login)",
-        "",
-        "Try [bold]credits demo[/] in another terminal, from this directory: it finds this Redis.",
-        "Ctrl-C stops everything.",
+        line(("Redis   ", "bold"), redact_url(url), f"  ({source})"),
+        line(("Worker  ", "bold"), f"pid {worker.pid}, beat on  (log: {worker.log_path})"),
+        line(
+            ("Flower  ", "bold"), flower_url, f"  (log: {flower.log_path}; "
+            "FLOWER_BASIC_AUTH=user:pass puts the UI and /metrics behind a login)",
+        ),
     ]
-    console.print(Panel("\n".join(lines), title="credits up", expand=False))
+    if api_url is not None:
+        lines.append(
+            line(
+                ("API     ", "bold"), api_url, "/v1  admin ", api_url, "/admin  (a key: "
+                "credits keys create --scope admin)",
+            )
+        )
+    lines += [
+        Text(""),
+        line("Point an app at it: export CREDITS_REDIS_URL=$(credits url)"),
+        line("Try `credits demo` in another terminal, from this directory: it finds this Redis."),
+        line("Ctrl-C stops everything."),
+    ]
+    console.print(Panel(Text("\n").join(lines), title="credits up", expand=False))
 
 
 # A child that dies is started again, up to this many times in all: kombu 5.7
@@ -224,16 +282,40 @@ def _supervise(stop: threading.Event, children: tuple[Child, ...]) -> bool:
             try:
                 child.check_running()
             except ChildExitedError as exc:
-                err_console.print(f"[red]{exc}[/]")
+                warn((str(exc), "red"))
                 if restarts >= CHILD_RESTARTS_MAX:
-                    err_console.print(f"[red]{child.name} died {restarts + 1} times; stopping.[/]")
+                    warn((f"{child.name} died {restarts + 1} times; stopping.", "red"))
                     return True
                 restarts += 1
-                err_console.print(
-                    f"[yellow]restarting {child.name} ({restarts} of {CHILD_RESTARTS_MAX})[/]"
-                )
+                warn((f"restarting {child.name} ({restarts} of {CHILD_RESTARTS_MAX})", "yellow"))
                 child.start()
     return False
+
+
+@app.command()
+def url(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Print the Redis URL of the local system (`credits up`, or the data dir's embedded server).
+
+    For a .env: CREDITS_REDIS_URL=$(credits url). With --json, also Flower's and the API's.
+    """
+    directory = resolve_data_dir(data_dir)
+    state = UpState.read_live(directory)
+    redis_url = state.redis_url if state is not None else redis_url_of(directory)
+    if redis_url is None:
+        raise fail(
+            "Nothing is running for ", str(directory), ": start it with `credits up`.",
+            code=EXIT_NO_REDIS,
+        )  # fmt: skip
+    if as_json:
+        print_json(
+            {
+                "redis_url": redis_url,
+                "flower_url": state.flower_url if state else None,
+                "api_url": state.api_url if state else None,
+            }
+        )
+        return
+    console.print(redis_url)
 
 
 # --------------------------------------------------------------------------- demo
@@ -251,29 +333,29 @@ def demo(data_dir: DataDirOption = None) -> None:
     from credits.tasks import app as celery_app
     from credits.tasks.settings import WorkerSettings
 
-    directory = _data_dir(data_dir)
+    directory = resolve_data_dir(data_dir)
     scratch = Path(tempfile.mkdtemp(prefix="credits-demo-"))
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
         settings = WorkerSettings()
-        url = settings.store_url()
-        state = None if url else UpState.read_live(directory)
-        if url:
+        store_url = settings.store_url()
+        state = None if store_url else UpState.read_live(directory)
+        if store_url:
             source, own = "CREDITS_REDIS_URL", None
-            broker, backend = settings.broker() or url, settings.backend() or url
+            broker, backend = settings.broker() or store_url, settings.backend() or store_url
         elif state is not None:
-            url, source = state.redis_url, f"credits up (pid {state.pid})"
-            broker = backend = own = url
+            store_url, source = state.redis_url, f"credits up (pid {state.pid})"
+            broker = backend = own = store_url
         else:
             with console.status("No Redis configured: starting a redis-server for the demo ..."):
                 server = RedisServer(scratch / "redis", persistent=True).start()
             cleanup.callback(server.stop)
-            url, source = server.url, "a redis-server started for this demo"
-            broker = backend = own = url
+            store_url, source = server.url, "a redis-server started for this demo"
+            broker = backend = own = store_url
         celery_app.conf.update(broker_url=broker, result_backend=backend)
 
         queue = f"credits-demo-{uuid.uuid4().hex[:8]}"
-        hostname = f"{queue}@{_host()}"
+        hostname = f"{queue}@{socket.gethostname()}"
         worker = Child(
             "demo worker",
             worker_argv(hostname=hostname, concurrency=2, queues=(queue,)),
@@ -281,140 +363,40 @@ def demo(data_dir: DataDirOption = None) -> None:
             log_path=scratch / "worker.log",
         )
         cleanup.callback(worker.stop)
-        console.print(f"Redis: [bold]{redact_url(url)}[/] ({source})")
+        say("Redis: ", (redact_url(store_url), "bold"), f" ({source})")
         try:
             with console.status("Starting a worker ..."):
                 worker.start()
                 wait_worker_ready(worker, hostname)
         except (ChildExitedError, TimeoutError) as exc:
-            err_console.print(f"[red]The demo worker did not start:[/] {exc}")
-            raise typer.Exit(EXIT_INVALID) from None
+            raise fail(("The demo worker did not start: ", "red"), str(exc)) from None
 
         run_id = uuid.uuid4().hex[:8]
         with console.status("Playing the four apps ..."):
             checks = run_story(
-                url,
+                store_url,
                 CeleryTasks(queue),
                 run_id=run_id,
                 cluster=own is None and settings.redis_cluster,
             )
         table = Table(title="credits demo: four apps, one balance per user")
         for column in ("#", "app", "what happened", "expected", "got", ""):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for number, check in enumerate(checks, 1):
-            mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
-            table.add_row(str(number), check.app, check.step, check.expected, check.got, mark)
+            mark = Text("✓", style="green") if check.ok else Text("✗", style="red")
+            table.add_row(
+                str(number), Text(check.app), Text(check.step), Text(check.expected),
+                Text(check.got), mark,
+            )  # fmt: skip
         console.print(table)
         failed = [c for c in checks if not c.ok]
         if failed:
-            console.print(f"[red]{len(failed)} of {len(checks)} checks failed.[/]")
-            console.print(f"Worker log: {worker.log_tail()}")
+            say((f"{len(failed)} of {len(checks)} checks failed.", "red"))
+            say("Worker log: ", worker.log_tail())
             raise typer.Exit(EXIT_INVALID)
-        console.print(f"[green]All {len(checks)} checks held.[/]")
+        say((f"All {len(checks)} checks held.", "green"))
         if source != "a redis-server started for this demo":
-            console.print(f"See them: [bold]credits history demo-{run_id}-ana[/]")
-
-
-# --------------------------------------------------------------------------- ledger views
-
-
-@app.command()
-def balance(user: str, data_dir: DataDirOption = None) -> None:
-    """Show a user's spendable balance and held credits."""
-    with _ledger(_data_dir(data_dir)) as client:
-        account = client.get_account(user)
-    table = Table(title=f"account {user}")
-    for column in ("balance", "held", "created"):
-        table.add_column(column, justify="right")
-    created = _when(account.created_at) if account.created_at is not None else "never"
-    table.add_row(str(account.balance), str(account.held), created)
-    console.print(table)
-
-
-@app.command()
-def history(
-    user: str,
-    limit: Annotated[
-        int, typer.Option(min=1, max=limits.TRANSACTIONS_LIMIT_MAX, help="How many, newest first")
-    ] = 20,
-    data_dir: DataDirOption = None,
-) -> None:
-    """Show a user's latest transactions, newest first."""
-    with _ledger(_data_dir(data_dir)) as client:
-        transactions = client.get_transactions(user, limit=limit)
-    table = Table(title=f"history of {user} (newest first)")
-    for column, justify in (
-        ("time (UTC)", "left"),
-        ("type", "left"),
-        ("action", "left"),
-        ("amount", "right"),
-        ("balance Δ", "right"),
-        ("held Δ", "right"),
-        ("balance after", "right"),
-        ("reservation", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for tx in transactions:
-        table.add_row(
-            _when(tx.timestamp),
-            tx.type,
-            tx.action,
-            str(tx.amount),
-            f"{tx.balance_delta:+d}",
-            f"{tx.held_delta:+d}",
-            str(tx.balance_after),
-            tx.reservation_id or "",
-        )
-    console.print(table)
-    if not transactions:
-        console.print(f"No transactions for {user}.")
-
-
-def _when(timestamp_ms: int) -> str:
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-@app.command()
-def reconcile(
-    fix: Annotated[bool, typer.Option("--fix", help="Rebuild balances that differ")] = False,
-    batch_size: Annotated[
-        int,
-        typer.Option(min=1, max=limits.RECONCILE_BATCH_USERS_MAX, help="Users read per batch"),
-    ] = limits.RECONCILE_BATCH_USERS_DEFAULT,
-    data_dir: DataDirOption = None,
-) -> None:
-    """Verify every user's cached balance against its log (the same work as the beat task).
-
-    Exits 1 if a balance differs and was not fixed.
-    """
-    with (
-        _ledger(_data_dir(data_dir)) as client,
-        Progress(
-            TextColumn("[bold]reconcile"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress,
-    ):
-        task = progress.add_task("users", total=None)
-
-        def advance(checked: int, total: int) -> None:
-            progress.update(task, completed=checked, total=total)
-
-        report = client.reconcile(fix=fix, batch_size=batch_size, progress=advance)
-        progress.update(task, completed=report.checked, total=max(report.checked, 1))
-    table = Table(title="reconcile" + (" --fix" if fix else ""))
-    for column in ("checked", "invalid", "fixed"):
-        table.add_column(column, justify="right")
-    summary = report.summary()
-    table.add_row(str(summary["checked"]), str(summary["invalid"]), str(summary["fixed"]))
-    console.print(table)
-    if report.invalid_users:
-        console.print("Differed: " + ", ".join(report.invalid_users[:20]))
-    if report.invalid > report.fixed:
-        raise typer.Exit(EXIT_INVALID)
+            say("See them: ", ("credits history demo-" + run_id + "-ana", "bold"))
 
 
 # --------------------------------------------------------------------------- flower
@@ -422,11 +404,10 @@ def reconcile(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def flower(ctx: typer.Context) -> None:
-    """Run Flower (extra options go to Flower, e.g. --port=5555); FLOWER_BASIC_AUTH protects it."""
+    """Run Flower (extra options go to Flower, e.g. --port=5555); FLOWER_BASIC_AUTH protects it.
+
+    Refuses to start, like the worker, when no broker is configured.
+    """
     from credits.tasks.flower import main as flower_main
 
     raise typer.Exit(flower_main(list(ctx.args)) or 0)
-
-
-def main() -> None:
-    app()
