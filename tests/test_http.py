@@ -133,9 +133,7 @@ def test_idempotency_key_applies_once_and_conflicts(
     repeat = http.post(f"/v1/users/{user_id}/deduct", json=body, headers=headers)
     assert first.status_code == repeat.status_code == 200
     assert first.json() == repeat.json()
-    other = http.post(
-        f"/v1/users/{user_id}/deduct", json={**body, "amount": 31}, headers=headers
-    )
+    other = http.post(f"/v1/users/{user_id}/deduct", json={**body, "amount": 31}, headers=headers)
     assert other.status_code == 409
     assert other.json()["error"] == "idempotency_conflict"
     assert other.json()["idempotency_key"] == headers["Idempotency-Key"]
@@ -284,9 +282,12 @@ def test_a_body_too_large_is_413(http: httpx.Client, user_id: str) -> None:
 
 
 def test_a_ledger_bound_is_429(http: httpx.Client, user_id: str) -> None:
-    assert http.post(
-        f"/v1/users/{user_id}/add", json={"amount": limits.AMOUNT_MAX, "action": "grant"}
-    ).status_code == 200
+    assert (
+        http.post(
+            f"/v1/users/{user_id}/add", json={"amount": limits.AMOUNT_MAX, "action": "grant"}
+        ).status_code
+        == 200
+    )
     over = http.post(f"/v1/users/{user_id}/add", json={"amount": 1, "action": "grant"})
     assert over.status_code == 429
     assert over.json()["error"] == "limit_exceeded"
@@ -390,3 +391,20 @@ def test_stats_fields_parse_with_colons_in_actions() -> None:
     assert parse_field("deduct:default:chat_message") == SumKey("deduct", "default", "chat_message")
     assert parse_field("add:promo:refund:2026") == SumKey("add", "promo", "refund:2026")
     assert parse_field("nonsense") is None
+
+
+def test_nothing_is_older_than_the_first_id(
+    http: httpx.Client, client: Credits, user_id: str
+) -> None:
+    """Found by the fuzzer: Redis refuses the range "(0-0", so the ledger answers an empty page."""
+    client.add(user_id, 5, "grant")
+    assert client.get_transactions(user_id, before="0-0") == []
+    page = http.get(f"/v1/users/{user_id}/transactions", params={"before": "0-0", "end_time": 0})
+    assert page.status_code == 200
+    assert page.json() == {"data": [], "has_more": False, "next_before": None}
+
+
+def test_a_misspelt_query_parameter_is_refused(http: httpx.Client, user_id: str) -> None:
+    answer = http.get(f"/v1/users/{user_id}/transactions", params={"startTime": 1})
+    assert answer.status_code == 422
+    assert "startTime" in answer.json()["message"]

@@ -61,9 +61,7 @@ def user_transactions(
 def every_user(client: Credits) -> Iterator[str]:
     """Every registered user id, bucket by bucket (SSCAN, bounded replies)."""
     for bucket in range(limits.BUCKET_COUNT):
-        for escaped in client.redis.sscan_iter(
-            users_key(bucket), count=limits.EXPORT_SCAN_USERS
-        ):
+        for escaped in client.redis.sscan_iter(users_key(bucket), count=limits.EXPORT_SCAN_USERS):
             yield unescape_user_id(str(escaped))
 
 

@@ -247,15 +247,20 @@ def _print_up_panel(
         line(("Redis   ", "bold"), redact_url(url), f"  ({source})"),
         line(("Worker  ", "bold"), f"pid {worker.pid}, beat on  (log: {worker.log_path})"),
         line(
-            ("Flower  ", "bold"), flower_url, f"  (log: {flower.log_path}; "
+            ("Flower  ", "bold"),
+            flower_url,
+            f"  (log: {flower.log_path}; "
             "FLOWER_BASIC_AUTH=user:pass puts the UI and /metrics behind a login)",
         ),
     ]
     if api_url is not None:
         lines.append(
             line(
-                ("API     ", "bold"), api_url, "/v1  admin ", api_url, "/admin  (a key: "
-                "credits keys create --scope admin)",
+                ("API     ", "bold"),
+                api_url,
+                "/v1  admin ",
+                api_url,
+                "/admin  (a key: credits keys create --scope admin)",
             )
         )
     lines += [

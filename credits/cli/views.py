@@ -100,9 +100,14 @@ def transaction_lines(tx: Transaction) -> list[Text]:
             (tx.tx_id, "bold"), "  ", when(tx.timestamp), "  ", (tx.type, "cyan"), "  ", tx.action
         ),
         line(
-            "  amount ", str(tx.amount),
-            "   balance ", f"{tx.balance_delta:+d}", " → ", str(tx.balance_after),
-            "   held ", f"{tx.held_delta:+d}",
+            "  amount ",
+            str(tx.amount),
+            "   balance ",
+            f"{tx.balance_delta:+d}",
+            " → ",
+            str(tx.balance_after),
+            "   held ",
+            f"{tx.held_delta:+d}",
         ),
     ]
     if tx.reservation_id:
@@ -122,9 +127,7 @@ def transaction_lines(tx: Transaction) -> list[Text]:
 @app.command()
 def holds(
     user: str,
-    status: Annotated[
-        str, typer.Option(help="open, settled, released, expired, or all")
-    ] = "open",
+    status: Annotated[str, typer.Option(help="open, settled, released, expired, or all")] = "open",
     limit: Annotated[
         int, typer.Option(min=1, max=limits.RESERVATIONS_LIST_LIMIT_MAX, help="How many at most")
     ] = 100,
@@ -135,9 +138,7 @@ def holds(
     if status not in HOLD_STATUSES:
         raise typer.BadParameter(f"--status must be one of {', '.join(HOLD_STATUSES)}")
     with open_ledger(data_dir) as client:
-        found = client.list_reservations(
-            user, None if status == "all" else status, limit=limit
-        )
+        found = client.list_reservations(user, None if status == "all" else status, limit=limit)
     if as_json:
         print_json([hold.model_dump() for hold in found])
         return

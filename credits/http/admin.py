@@ -55,7 +55,8 @@ SECURITY_HEADERS: Final = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: the browser sends Origin on our own form posts (no-referrer makes it "null").
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
@@ -243,9 +244,7 @@ async def user_page(
         page = await transaction_page(
             ledger, user_id, limit=limits.ADMIN_HISTORY_PAGE_EVENTS, before=before
         )
-        holds = await ledger.list_reservations(
-            user_id, "open", limit=limits.ADMIN_HOLDS_SHOWN_MAX
-        )
+        holds = await ledger.list_reservations(user_id, "open", limit=limits.ADMIN_HOLDS_SHOWN_MAX)
         points = (
             await _chart_points(ledger, user_id, account.created_at)
             if account.created_at is not None

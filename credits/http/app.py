@@ -148,13 +148,14 @@ def create_app(url: str | None = None, *, cluster: bool | None = None) -> FastAP
 
     @api.get(
         "/metrics",
-        response_class=PlainTextResponse,
         tags=["operations"],
-        responses=errors.responses(401, 403, 503),
+        response_class=Response,
+        responses={
+            200: {"content": {PROMETHEUS_CONTENT_TYPE: {"schema": {"type": "string"}}}},
+            **errors.responses(401, 403, 503),
+        },
     )
-    async def metrics(
-        request: Request, _: Annotated[ApiKey, Depends(require("read"))]
-    ) -> Response:
+    async def metrics(request: Request, _: Annotated[ApiKey, Depends(require("read"))]) -> Response:
         """Prometheus text: ledger figures and this process's call latency (a read key)."""
         state = request.app.state
         await state.metrics.refresh(state.execute)

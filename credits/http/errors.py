@@ -26,6 +26,7 @@ status   error                       from
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -173,6 +174,8 @@ def install(api: FastAPI) -> None:
 
     @api.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that is not JSON (or not UTF-8): bad input
+            return error_response(422, "invalid_input", str(exc.detail))
         codes = {404: "not_found", 405: "method_not_allowed"}
         return error_response(
             exc.status_code,
@@ -185,6 +188,26 @@ def install(api: FastAPI) -> None:
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "an unexpected error")
+
+
+def known_query(*names: str) -> Callable[[Request], None]:
+    """A dependency refusing unknown query parameters with 422.
+
+    A misspelt filter (``startTime`` for ``start_time``, as the TypeScript SDK
+    spelled it) must not be silently ignored: the answer would look right and
+    be the wrong page.
+    """
+    allowed = frozenset(names)
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ApiProblem(
+                422, "invalid_input", f"unknown query parameter {unknown[0]!r} (known: {known})"
+            )
+
+    return check
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

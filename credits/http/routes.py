@@ -8,7 +8,7 @@ the same script call that applies the write, so a retry of a request whose
 answer was lost applies once and gets the first answer. Initialize, settle,
 release and extend are idempotent by their user or reservation id and take no key.
 
-Paths take ``{user_id:path}`` / ``{reservation_id:path}`` so that ids with a
+Paths take ``{user_id}`` / ``{reservation_id}`` so that ids with a
 ``/`` still route; the longer routes (``.../transactions``) are declared
 first, which leaves ``GET /v1/users/<id ending in /transactions>`` as the one
 spelling that means the transactions, not the account.
@@ -17,14 +17,14 @@ spelling that means the transactions, not the account.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
 from credits import limits
 from credits.aio import AsyncCredits
 from credits.http.auth import require
-from credits.http.errors import responses
+from credits.http.errors import known_query, responses
 from credits.http.keys import ApiKey
 from credits.http.metrics import LedgerMetrics
 from credits.http.schemas import (
@@ -42,6 +42,12 @@ from credits.models import Reservation, ReservationStatus, Settlement, TxResult
 T = TypeVar("T")
 
 router = APIRouter(prefix="/v1")
+
+
+def _query(*names: str) -> list[Any]:
+    return [Depends(known_query(*names))]
+
+
 Reader = Annotated[ApiKey, Depends(require("read"))]
 Writer = Annotated[ApiKey, Depends(require("write"))]
 IdempotencyKey = Annotated[
@@ -92,7 +98,10 @@ async def transaction_page(
 
 
 @router.get(
-    "/users/{user_id:path}/transactions", response_model=TransactionPage, responses=READ_ERRORS
+    "/users/{user_id}/transactions",
+    dependencies=_query("limit", "start_time", "end_time", "before"),
+    response_model=TransactionPage,
+    responses=READ_ERRORS,
 )
 async def get_transactions(
     request: Request,
@@ -109,7 +118,11 @@ async def get_transactions(
     ] = None,
     before: Annotated[
         str | None,
-        Query(max_length=40, description="a tx_id: only older transactions (exclusive)"),
+        Query(
+            max_length=40,
+            pattern=r"^(0|[1-9][0-9]{0,15})-(0|[1-9][0-9]{0,19})$",
+            description="a tx_id: only older transactions (exclusive)",
+        ),
     ] = None,
 ) -> TransactionPage:
     """A page of the user's transactions, newest first."""
@@ -128,7 +141,10 @@ async def get_transactions(
 
 
 @router.get(
-    "/users/{user_id:path}/reservations", response_model=list[Reservation], responses=READ_ERRORS
+    "/users/{user_id}/reservations",
+    dependencies=_query("status", "limit"),
+    response_model=list[Reservation],
+    responses=READ_ERRORS,
 )
 async def list_reservations(
     request: Request,
@@ -146,7 +162,10 @@ async def list_reservations(
 
 
 @router.post(
-    "/users/{user_id:path}/initialize", response_model=TxResult, responses=WRITE_ERRORS
+    "/users/{user_id}/initialize",
+    response_model=TxResult,
+    responses=WRITE_ERRORS,
+    dependencies=_query(),
 )
 async def initialize(
     request: Request,
@@ -163,7 +182,12 @@ async def initialize(
     )
 
 
-@router.post("/users/{user_id:path}/deduct", response_model=TxResult, responses=WRITE_ERRORS)
+@router.post(
+    "/users/{user_id}/deduct",
+    response_model=TxResult,
+    responses=WRITE_ERRORS,
+    dependencies=_query(),
+)
 async def deduct(
     request: Request,
     user_id: str,
@@ -181,7 +205,9 @@ async def deduct(
     )
 
 
-@router.post("/users/{user_id:path}/add", response_model=TxResult, responses=WRITE_ERRORS)
+@router.post(
+    "/users/{user_id}/add", response_model=TxResult, responses=WRITE_ERRORS, dependencies=_query()
+)
 async def add(
     request: Request,
     user_id: str,
@@ -200,7 +226,10 @@ async def add(
 
 
 @router.post(
-    "/users/{user_id:path}/reserve", response_model=Reservation, responses=WRITE_ERRORS
+    "/users/{user_id}/reserve",
+    response_model=Reservation,
+    responses=WRITE_ERRORS,
+    dependencies=_query(),
 )
 async def reserve(
     request: Request,
@@ -224,7 +253,9 @@ async def reserve(
     )
 
 
-@router.get("/users/{user_id:path}", response_model=UserView, responses=READ_ERRORS)
+@router.get(
+    "/users/{user_id}", response_model=UserView, responses=READ_ERRORS, dependencies=_query()
+)
 async def get_user(request: Request, user_id: str, _: Reader) -> UserView:
     """Balance and held credits (zeros for a user never seen)."""
     account = await _timed(request, "get_account", _ledger(request).get_account(user_id))
@@ -240,13 +271,12 @@ async def get_user(request: Request, user_id: str, _: Reader) -> UserView:
 
 
 @router.post(
-    "/reservations/{reservation_id:path}/settle",
+    "/reservations/{reservation_id}/settle",
     response_model=Settlement,
     responses=WRITE_ERRORS,
+    dependencies=_query(),
 )
-async def settle(
-    request: Request, reservation_id: str, body: SettleBody, _: Writer
-) -> Settlement:
+async def settle(request: Request, reservation_id: str, body: SettleBody, _: Writer) -> Settlement:
     """Charge a held job's actual cost, once; a repeat returns the first Settlement."""
     return await _timed(
         request,
@@ -256,9 +286,10 @@ async def settle(
 
 
 @router.post(
-    "/reservations/{reservation_id:path}/release",
+    "/reservations/{reservation_id}/release",
     response_model=Settlement,
     responses=WRITE_ERRORS,
+    dependencies=_query(),
 )
 async def release(
     request: Request,
@@ -272,19 +303,21 @@ async def release(
 
 
 @router.post(
-    "/reservations/{reservation_id:path}/extend",
+    "/reservations/{reservation_id}/extend",
     response_model=Reservation,
     responses=WRITE_ERRORS,
+    dependencies=_query(),
 )
-async def extend(
-    request: Request, reservation_id: str, body: ExtendBody, _: Writer
-) -> Reservation:
+async def extend(request: Request, reservation_id: str, body: ExtendBody, _: Writer) -> Reservation:
     """Push an open hold's expiry to now + ttl (never earlier): a running job's heartbeat."""
     return await _timed(request, "extend", _ledger(request).extend(reservation_id, body.ttl))
 
 
 @router.get(
-    "/reservations/{reservation_id:path}", response_model=Reservation, responses=READ_ERRORS
+    "/reservations/{reservation_id}",
+    response_model=Reservation,
+    responses=READ_ERRORS,
+    dependencies=_query(),
 )
 async def get_reservation(request: Request, reservation_id: str, _: Reader) -> Reservation:
     """One hold, open or closed within its 30-day retention."""
