@@ -9,6 +9,7 @@ from bench.measures import (
     celery_settle,
     history,
     hot_user_pg,
+    http_deduct,
     memory,
     reserve_settle,
     server_clock,
@@ -29,4 +30,5 @@ ALL: tuple[Measure, ...] = (
     slowlog.MEASURE,
     sweep.MEASURE,
     celery_settle.MEASURE,
+    http_deduct.MEASURE,
 )
