@@ -62,7 +62,11 @@ def run_one(measure: Measure, ctx: Context) -> Row:
             target_text=text, project=None, baseline=None, ratio=None, unit="",
             met=None, seconds=took, notes=[], skipped=outcome.reason,
         )  # fmt: skip
-    met = measure.target.met(outcome.project, outcome.baseline, outcome.ratio)
+    met = (
+        None
+        if measure.target.reported_only
+        else measure.target.met(outcome.project, outcome.baseline, outcome.ratio)
+    )
     return Row(
         key=measure.key, measure=measure.title, baseline_name=measure.baseline,
         target_text=text, project=outcome.project, baseline=outcome.baseline,
@@ -125,5 +129,5 @@ def _summary(row: Row) -> str:
     if row.skipped is not None:
         return row.skipped
     ratio = "" if row.ratio is None else f", ratio {row.ratio:.2f}"
-    verdict = "met" if row.met else "MISSED"
+    verdict = "reported" if row.met is None else "met" if row.met else "MISSED"
     return f"{row.project:,.2f} {row.unit}{ratio}, target {row.target_text}: {verdict}"

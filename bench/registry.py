@@ -9,6 +9,7 @@ from bench.measures import (
     celery_settle,
     history,
     hot_user_pg,
+    http_deduct,
     memory,
     replicated_deduct,
     reserve_settle,
@@ -35,4 +36,5 @@ ALL: tuple[Measure, ...] = (
     celery_settle.MEASURE,
     webhook_delivery.MEASURE,
     webhook_isolation.MEASURE,
+    http_deduct.MEASURE,
 )

@@ -71,7 +71,7 @@ def _cells(row: Row) -> list[str]:
     if row.baseline is not None:
         baseline = f"{number(row.baseline, row.unit)} ({row.baseline_name})"
     ratio = "—" if row.ratio is None else f"{row.ratio:.2f}{TIMES}"
-    met = "yes" if row.met else "**no**"
+    met = "—" if row.met is None else "yes" if row.met else "**no**"
     return [row.measure, project, baseline, ratio, row.target_text, met]
 
 

@@ -26,7 +26,14 @@ class Target:
     value_max: float | None = None
     strict: bool = False  # value_max is "<" rather than "<="
 
+    @property
+    def reported_only(self) -> bool:
+        """No bound at all: the row is a figure to read, not a goal to meet."""
+        return self.ratio_min is None and self.ratio_max is None and self.value_max is None
+
     def text(self, unit: str) -> str:
+        if self.reported_only:
+            return "none (reported)"
         parts: list[str] = []
         if self.value_max is not None:
             sign = "<" if self.strict else "≤"

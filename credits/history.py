@@ -96,6 +96,8 @@ def get_transactions(
     after_id = check_tx_id(after, "after")
     if start is not None and end is not None and start > end:
         raise InvalidInputError(f"start_time {start} is after end_time {end}")
+    if before_id == (0, 0):
+        return []  # nothing is older than the first possible id (Redis refuses "(0-0")
     high = "+" if end is None else str(end)
     if before_id is not None and (end is None or before_id <= (end, SEQUENCE_MAX)):
         high = f"({before}"

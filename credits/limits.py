@@ -154,3 +154,28 @@ WEBHOOK_CONCURRENCY_MAX = 64
 # per dispatcher tick; every bucket is visited every BUCKET_COUNT / this many ticks.
 OUTBOX_TRIM_ENTRIES_PER_CALL_MAX = 1000
 OUTBOX_TRIM_BUCKETS_PER_TICK = 256
+# Operator surfaces: the CLI's export, the HTTP API, its admin page and metrics.
+# Export reads the log in pages of this many events (one bounded XRANGE each),
+# and finds users SSCAN-ing the registries this many at a time.
+EXPORT_PAGE_EVENTS = TRANSACTIONS_LIMIT_MAX
+EXPORT_SCAN_USERS = 200
+# A request body the HTTP API reads at most: metadata is at most 8 KiB encoded,
+# and JSON escaping can grow it up to six times.
+HTTP_BODY_BYTES_MAX = 64 * 1024
+API_KEY_NAME_CHARS_MAX = 64
+API_KEYS_MAX = 1000
+# How long an HTTP process trusts a key it looked up, and how many it remembers:
+# a key revoked by another process stops working within this time.
+API_KEY_CACHE_TTL_S = 5.0
+API_KEY_CACHE_ENTRIES_MAX = 1024
+ADMIN_SESSION_TTL_S = 8 * 60 * 60
+ADMIN_HISTORY_PAGE_EVENTS = 50
+ADMIN_HOLDS_SHOWN_MAX = 200
+# Points of the admin page's balance chart, each one balance_at (O(log N)).
+ADMIN_CHART_POINTS = 60
+# Ledger metrics: bucket keys read per pipeline, how long one scrape's reading
+# is reused (so a flood of scrapes costs Redis one read per interval), and the
+# most (type, category, action) series exported (the rest are summed as "_other").
+METRICS_BUCKETS_PER_BATCH = 128
+METRICS_SNAPSHOT_TTL_S = 5.0
+METRICS_SERIES_MAX = 1000

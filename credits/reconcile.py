@@ -24,6 +24,19 @@ Progress = Callable[[int, int], None]
 """Called after each user with (users checked so far, users registered in all)."""
 
 
+class BalanceDifference(BaseModel):
+    """One user whose cached account differed from its log: what an operator must see."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    cached: int
+    calculated: int
+    held_cached: int
+    held_calculated: int
+    problems: list[str] = Field(default_factory=list)
+
+
 class ReconcileReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -32,6 +45,10 @@ class ReconcileReport(BaseModel):
     fixed: int = Field(ge=0)
     invalid_users: list[str] = Field(
         default_factory=list, description=f"the first {INVALID_USERS_REPORTED_MAX} that differed"
+    )
+    differences: list[BalanceDifference] = Field(
+        default_factory=list,
+        description=f"cached -> calculated of the first {INVALID_USERS_REPORTED_MAX} that differed",
     )
 
     def summary(self) -> dict[str, int]:
@@ -92,6 +109,7 @@ def reconcile(
         invalid=tally.invalid,
         fixed=tally.fixed,
         invalid_users=tally.invalid_users,
+        differences=tally.differences,
     )
 
 
@@ -104,6 +122,7 @@ class _Tally:
     def __init__(self) -> None:
         self.checked = self.invalid = self.fixed = 0
         self.invalid_users: list[str] = []
+        self.differences: list[BalanceDifference] = []
 
     def check(self, clock_ms: Callable[[], Now], user_id: str, fix: bool) -> Steps[None]:
         verification = yield from verify_balance(clock_ms(), user_id)
@@ -113,6 +132,16 @@ class _Tally:
         self.invalid += 1
         if len(self.invalid_users) < INVALID_USERS_REPORTED_MAX:
             self.invalid_users.append(user_id)
+            self.differences.append(
+                BalanceDifference(
+                    user_id=user_id,
+                    cached=verification.cached,
+                    calculated=verification.calculated,
+                    held_cached=verification.held_cached,
+                    held_calculated=verification.held_calculated,
+                    problems=verification.problems,
+                )
+            )
         if fix:
             yield from rebuild_balance(clock_ms(), user_id)
             self.fixed += 1

@@ -46,13 +46,17 @@ from credits.waiting import wait_until
 
 __all__ = [
     "AppendFsync",
+    "EmbeddedServer",
     "RedisServer",
     "ServerExitedError",
     "embedded_server",
     "find_redis_cli",
     "find_redis_server",
     "free_port",
+    "open_embedded",
     "pid_is_alive",
+    "port_is_free",
+    "running_embedded_url",
     "stop_embedded",
 ]
 
@@ -172,10 +176,17 @@ def _kernel_free_port() -> int:
         return port
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether ``host:port`` can be bound now (a check before starting a server on it)."""
+    return _port_is_free(port, host)
+
+
+def _port_is_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers bind (SO_REUSEADDR): a port in TIME_WAIT is free, a listening one is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
         return True
@@ -636,6 +647,7 @@ def embedded_server(
     password: str | None = None,
     appendfsync: AppendFsync = "everysec",
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    port: int | None = None,
 ) -> RedisServer:
     """Return the persistent server for ``data_dir``, starting it if needed.
 
@@ -644,7 +656,8 @@ def embedded_server(
     and pid are recorded in ``data_dir/credits-redis.json``. A recorded server
     is reused only if its pid is alive and the server answering on its port
     reports that pid; a stale file (dead pid, or the pid now belongs to a
-    non-redis process) is replaced by a new server.
+    non-redis process) is replaced by a new server. ``port`` is where a *new*
+    server listens (None: a free port); a reused one keeps its own.
 
     Raises:
         RuntimeError: the recorded redis-server is alive but does not answer
@@ -652,13 +665,44 @@ def embedded_server(
             the same AOF would corrupt it, so we refuse.
         ServerExitedError, TimeoutError: a new server failed to start.
     """
+    return open_embedded(
+        data_dir,
+        password=password,
+        appendfsync=appendfsync,
+        startup_timeout_s=startup_timeout_s,
+        port=port,
+    ).server
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """The embedded server of a data dir, and whether this call started it.
+
+    Whoever only reused a server (one started by ``Credits.embedded()`` or by
+    another ``credits up``) must leave it running when it stops.
+    """
+
+    server: RedisServer
+    started: bool
+
+
+def open_embedded(
+    data_dir: Path | str,
+    *,
+    password: str | None = None,
+    appendfsync: AppendFsync = "everysec",
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    port: int | None = None,
+) -> EmbeddedServer:
+    """:func:`embedded_server`, also saying whether the server was started here."""
     data_dir = Path(data_dir).resolve()
     with _dir_lock(data_dir):
         reused = _reuse_embedded(data_dir, password, appendfsync, startup_timeout_s)
         if reused is not None:
-            return reused
+            return EmbeddedServer(reused, started=False)
         server = RedisServer(
             data_dir,
+            port=port,
             persistent=True,
             appendfsync=appendfsync,
             password=password,
@@ -667,7 +711,17 @@ def embedded_server(
         ).start()
         _EmbeddedState(port=server.port, pid=server.pid).write(data_dir)
         logger.info("started embedded redis-server pid %d on %s", server.pid, server.port)
-        return server
+        return EmbeddedServer(server, started=True)
+
+
+def running_embedded_url(data_dir: Path | str) -> str | None:
+    """The URL of the embedded server recorded for ``data_dir`` if it runs; never starts one.
+
+    What ``credits balance`` and friends use to find the data of a server
+    started by ``Credits.embedded(dir)`` (no password: the embedded server has none).
+    """
+    state = _recorded_live_server(Path(data_dir).resolve())
+    return None if state is None else _url(state.port, None)
 
 
 def _reuse_embedded(

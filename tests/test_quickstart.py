@@ -18,14 +18,17 @@ def _python_blocks() -> list[str]:
 
 
 def test_quickstart_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The quickstart, then its reserve block in the same session, as a reader runs them."""
     monkeypatch.chdir(tmp_path)
     for name in ("CREDITS_REDIS_URL", "UPSTASH_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
-    quickstart = _python_blocks()[0]
+    quickstart, reserve = _python_blocks()[:2]
     namespace: dict[str, object] = {}
     try:
         exec(compile(quickstart, "README quickstart", "exec"), namespace)
         assert capsys.readouterr().out.split() == ["90", "1000", "90"]
+        exec(compile(reserve, "README reserve block", "exec"), namespace)
+        assert capsys.readouterr().out.split() == ["275", "25", "2400", "0", "2415"]
         client = namespace["credits"]
         assert isinstance(client, Credits)
         client.close()

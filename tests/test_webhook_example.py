@@ -132,10 +132,37 @@ def test_bad_tampered_stale_and_replayed_webhooks_are_refused(http, ledger, user
 
     first = post_webhook(http, body, headers)
     assert first.status_code == 202, first.text
-    replay = post_webhook(http, body, headers)
-    assert replay.status_code == 409
     AsyncResult(first.json()["task_id"]).get(timeout=RESULT_TIMEOUT_S)
     assert ledger.get_account(user_id).balance == 700
+
+
+def test_a_redelivered_webhook_is_answered_2xx_and_charged_once(http, ledger, user_id) -> None:
+    """Providers retry every non-2xx and disable endpoints that keep failing: a replay is 200."""
+    ledger.initialize_user(user_id, 1000)
+    rid = http.post("/jobs/video", json={"user_id": user_id, "seconds": 30}).json()[
+        "reservation_id"
+    ]
+    body, headers = signed(
+        {"type": "job.completed", "reservation_id": rid, "usage": 30},
+        webhook_id=f"msg_again_{user_id}",
+    )
+    first = post_webhook(http, body, headers)
+    assert first.status_code == 202, first.text
+    replay = post_webhook(http, body, headers)
+    assert replay.status_code == 200
+    assert replay.json() == {"status": "already_accepted", "webhook_id": f"msg_again_{user_id}"}
+    AsyncResult(first.json()["task_id"]).get(timeout=RESULT_TIMEOUT_S)
+    assert ledger.get_account(user_id).balance == 700
+
+
+def test_a_malformed_reservation_id_is_refused(http, ledger, user_id) -> None:
+    body, headers = signed(
+        {"type": "job.completed", "reservation_id": "rsv:oops", "usage": 3},
+        webhook_id=f"msg_malformed_{user_id}",
+    )
+    answer = post_webhook(http, body, headers)
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "invalid_reservation_id"
 
 
 def test_starting_a_job_without_the_credits_is_402(http, ledger, user_id) -> None:

@@ -6,7 +6,7 @@ stop reaches a worker's pool processes too. Output goes to log files; waiting
 is polling with a deadline, never a fixed sleep.
 
 ``credits up`` records what it runs in ``<data dir>/credits-up.json`` so that
-``credits demo``, ``balance``, ``history`` and ``reconcile`` find its Redis.
+``credits demo``, ``url``, ``balance``, ``history`` and the others find its Redis.
 """
 
 from __future__ import annotations
@@ -153,6 +153,14 @@ def flower_argv(*, address: str, port: int) -> list[str]:
     return [sys.executable, "-m", "credits.tasks.flower", f"--address={address}", f"--port={port}"]
 
 
+def api_argv(*, host: str, port: int) -> list[str]:
+    """``credits serve`` as a child (its Redis comes from the child's CREDITS_REDIS_URL)."""
+    return [
+        sys.executable, "-c", "from credits.cli import main; main()",
+        "serve", "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
 def wait_worker_ready(worker: Child, hostname: str, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Until the worker logs ``<hostname> ready.``; raises ChildExitedError if it dies."""
 
@@ -196,6 +204,7 @@ class UpState:
     pid: int
     redis_url: str
     flower_url: str | None
+    api_url: str | None = None
 
     @staticmethod
     def path(data_dir: Path) -> Path:
@@ -216,7 +225,7 @@ class UpState:
         try:
             raw = json.loads(cls.path(data_dir).read_text())
             state = cls(pid=int(raw["pid"]), redis_url=str(raw["redis_url"]),
-                        flower_url=raw.get("flower_url"))  # fmt: skip
+                        flower_url=raw.get("flower_url"), api_url=raw.get("api_url"))  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return state if pid_is_alive(state.pid) else None

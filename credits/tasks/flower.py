@@ -44,9 +44,18 @@ def protect_metrics() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
-    """``celery -A credits.tasks flower`` with ``argv`` as Flower's options."""
+    """``celery -A credits.tasks flower`` with ``argv`` as Flower's options.
+
+    Refuses, as the worker does, when no broker is configured: Celery would
+    otherwise connect to whatever AMQP server listens on localhost.
+    """
     from celery.bin.celery import main as celery_main
 
+    from credits.tasks.app import NO_BROKER, app
+
+    if not app.conf.broker_url:
+        sys.stderr.write(NO_BROKER + "\n")
+        return 2
     protect_metrics()
     options = list(sys.argv[1:] if argv is None else argv)
     sys.argv = ["celery", "-A", "credits.tasks", "flower", *options]

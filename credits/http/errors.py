@@ -1,0 +1,230 @@
+"""Every error the HTTP API answers, as ``{"error": <code>, "message": ..., ...fields}``.
+
+Why one table: an app in TypeScript branches on the status and the ``error``
+code, never on prose, so each credits error maps to exactly one pair, and the
+error's own data travels as fields (402 carries ``required`` and
+``available``, as the seed's apps expect). The mapping is pinned in the README:
+
+=======  ==========================  ==============================================
+status   error                       from
+=======  ==========================  ==============================================
+401      ``unauthorized``            no, malformed or unknown API key
+403      ``forbidden``               the key's scope is too low
+402      ``insufficient_credits``    InsufficientCreditsError (required, available)
+404      ``not_found``               ReservationNotFoundError, LotNotFoundError, no route
+409      ``idempotency_conflict``    IdempotencyConflictError (idempotency_key)
+409      ``reservation_closed``      ReservationClosedError (reservation_id, status, operation)
+409      ``account_needs_rebuild``   BalanceVerificationError (``credits verify --fix``)
+413      ``payload_too_large``       a body over HTTP_BODY_BYTES_MAX
+422      ``invalid_input``           InvalidInputError, PricingConfigError, a bad request
+429      ``limit_exceeded``          LimitExceededError (limit, amount, used, requested)
+503      ``store_unavailable``       StoreUnavailableError, with Retry-After: outcome unknown
+503      ``store_refused``           StoreRefusedError: nothing applied, not worth retrying
+=======  ==========================  ==============================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from credits.errors import (
+    BalanceVerificationError,
+    CreditsError,
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    LimitExceededError,
+    LotNotFoundError,
+    PricingConfigError,
+    ReservationClosedError,
+    ReservationNotFoundError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S: Final = 1
+VALIDATION_ERRORS_SHOWN_MAX: Final = 5
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable code, words for people, and the error's own fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="a stable code to branch on")
+    message: str
+
+
+class InsufficientCreditsBody(ErrorBody):
+    required: int
+    available: int
+
+
+class LimitExceededBody(ErrorBody):
+    limit: str
+    amount: int
+    used: int
+    requested: int
+
+
+class ApiProblem(Exception):
+    """An HTTP-level refusal (auth, size, routing) answered in the same shape as ledger errors."""
+
+    def __init__(
+        self, status: int, error: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(
+    http_status: int,
+    error: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> JSONResponse:
+    """The error shape; ``fields`` are the error's own data (``status`` may be one)."""
+    return JSONResponse(
+        status_code=http_status,
+        content={"error": error, "message": message, **fields},
+        headers=headers,
+    )
+
+
+def credits_error_response(exc: CreditsError) -> JSONResponse:
+    """The one answer for each credits error (the table in the module docstring)."""
+    message = str(exc)
+    if isinstance(exc, InsufficientCreditsError):
+        return error_response(
+            402, "insufficient_credits", message, required=exc.required, available=exc.available
+        )
+    if isinstance(exc, IdempotencyConflictError):
+        return error_response(
+            409, "idempotency_conflict", message, idempotency_key=exc.idempotency_key
+        )
+    if isinstance(exc, ReservationClosedError):
+        return error_response(
+            409, "reservation_closed", message,
+            reservation_id=exc.reservation_id, status=exc.status, operation=exc.operation,
+        )  # fmt: skip
+    if isinstance(exc, ReservationNotFoundError):
+        return error_response(404, "not_found", message, reservation_id=exc.reservation_id)
+    if isinstance(exc, LotNotFoundError):
+        return error_response(404, "not_found", message, lot_id=exc.lot_id)
+    if isinstance(exc, LimitExceededError):
+        return error_response(
+            429, "limit_exceeded", message,
+            limit=exc.limit, amount=exc.amount, used=exc.used, requested=exc.requested,
+        )  # fmt: skip
+    if isinstance(exc, InvalidInputError | PricingConfigError):
+        return error_response(422, "invalid_input", message)
+    if isinstance(exc, BalanceVerificationError):
+        return error_response(409, "account_needs_rebuild", message)
+    if isinstance(exc, StoreUnavailableError):
+        return error_response(
+            503,
+            "store_unavailable",
+            "the store could not be reached: the outcome is unknown; "
+            "repeat with the same Idempotency-Key or reservation id",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    if isinstance(exc, StoreRefusedError):
+        logger.error("the store refused a call: %s", exc)
+        return error_response(503, "store_refused", "the store refused the call; nothing applied")
+    logger.error("unmapped credits error %s: %s", type(exc).__name__, exc)
+    return error_response(500, "internal", "an unexpected ledger error; nothing was applied")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for problem in exc.errors()[:VALIDATION_ERRORS_SHOWN_MAX]:
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(api: FastAPI) -> None:
+    """Answer every failure in the error shape, never with a framework default or a trace."""
+
+    @api.exception_handler(CreditsError)
+    async def on_credits_error(request: Request, exc: CreditsError) -> JSONResponse:
+        return credits_error_response(exc)
+
+    @api.exception_handler(ApiProblem)
+    async def on_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.message, headers=exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_input", _validation_message(exc))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that is not JSON (or not UTF-8): bad input
+            return error_response(422, "invalid_input", str(exc.detail))
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+
+    @api.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "an unexpected error")
+
+
+def known_query(*names: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing unknown query parameters with 422.
+
+    A misspelt filter (``startTime`` for ``start_time``, as the TypeScript SDK
+    spelled it) must not be silently ignored: the answer would look right and
+    be the wrong page.
+    """
+    allowed = frozenset(names)
+
+    async def check(request: Request) -> None:  # async: a sync one would cost a thread hop
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ApiProblem(
+                422, "invalid_input", f"unknown query parameter {unknown[0]!r} (known: {known})"
+            )
+
+    return check
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route: each status with its error body's schema."""
+    models: dict[int, type[ErrorBody]] = {402: InsufficientCreditsBody, 429: LimitExceededBody}
+    described = {
+        401: "no valid API key",
+        402: "the balance does not cover the amount",
+        403: "the key's scope does not allow this",
+        404: "no such reservation (or route)",
+        409: "idempotency conflict, closed reservation, or an account to rebuild",
+        413: "body too large",
+        422: "invalid input; nothing written",
+        429: "a ledger limit would be passed",
+        503: "store unavailable (outcome unknown; see Retry-After) or refused",
+    }
+    return {
+        status: {"model": models.get(status, ErrorBody), "description": described[status]}
+        for status in statuses
+    }

@@ -1,0 +1,102 @@
+"""Request and response bodies of the JSON API, the source of its OpenAPI schema.
+
+Why the bounds are repeated here: the ledger checks every input anyway (and
+answers 422 for what slips past), but a bound in the schema lets a generated
+TypeScript client and the fuzzer know it. They come from
+:mod:`credits.limits`, so the two cannot disagree. Integers are strict: JSON
+``10.5`` or ``"10"`` is not an amount. Results are the ledger's own models
+(``TxResult``, ``Reservation``, ``Settlement``, ``Transaction``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from credits import limits
+from credits.models import Transaction
+
+Amount = Annotated[int, Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="credits")]
+Action = Annotated[str, Field(min_length=1, max_length=limits.ACTION_CHARS_MAX)]
+Metadata = Annotated[
+    dict[str, Any] | None,
+    Field(description=f"a JSON object, at most {limits.METADATA_BYTES_MAX} bytes encoded"),
+]
+TtlSeconds = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=limits.HOLD_TTL_MS_MIN // 1000,
+        le=limits.HOLD_TTL_MS_MAX // 1000,
+        description="whole seconds",
+    ),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InitializeBody(_Body):
+    credits: Annotated[
+        int | None,
+        Field(strict=True, ge=0, le=limits.AMOUNT_MAX, description="default: the server's"),
+    ] = None
+    metadata: Metadata = None
+
+
+class MoveBody(_Body):
+    """A deduct or an add."""
+
+    amount: Amount
+    action: Action
+    metadata: Metadata = None
+
+
+class ReserveBody(_Body):
+    amount: Amount
+    action: Action
+    ttl: TtlSeconds
+    metadata: Metadata = None
+
+
+class SettleBody(_Body):
+    actual_amount: Annotated[
+        int, Field(strict=True, ge=0, le=limits.AMOUNT_MAX, description="credits; 0 is allowed")
+    ]
+    metadata: Metadata = None
+
+
+class ReleaseBody(_Body):
+    reason: Annotated[str | None, Field(max_length=limits.REASON_CHARS_MAX)] = None
+
+
+class ExtendBody(_Body):
+    ttl: TtlSeconds
+
+
+class UserView(BaseModel):
+    """A user's account as the API shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    balance: int = Field(ge=0, description="spendable credits")
+    held: int = Field(ge=0, description="credits locked by open holds")
+    created_at: int | None = Field(description="Unix ms; null for a user never seen")
+
+
+class TransactionPage(BaseModel):
+    """A page of transactions, newest first; ``next_before`` pages back (null: no more)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: list[Transaction]
+    has_more: bool
+    next_before: str | None = Field(description="pass as `before` for the next (older) page")
+
+
+class Health(BaseModel):
+    status: str
+    store: str
