@@ -23,7 +23,8 @@ async def _answer(writer: asyncio.StreamWriter, status: int, body: bytes) -> Non
     reason = {200: "OK", 204: "No Content", 404: "Not Found"}[status]
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\ncontent-length: {len(body)}\r\n"
-        "content-type: application/json\r\n\r\n".encode() + body
+        "content-type: application/json\r\n\r\n".encode()
+        + body
     )
     await writer.drain()
 

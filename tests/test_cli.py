@@ -59,7 +59,7 @@ def test_demo_with_no_redis_configured_starts_its_own(tmp_path: Path) -> None:
     done = credits_cli("demo", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "a redis-server started for this demo" in done.stdout
-    assert "All 13 checks held." in done.stdout
+    assert "All 15 checks held." in done.stdout
     assert "✗" not in done.stdout
 
 
@@ -184,9 +184,7 @@ def test_up_leaves_running_an_embedded_server_it_only_reused(tmp_path: Path) -> 
         assert seen.returncode == 0, seen.stderr
         assert json.loads(seen.stdout)["balance"] == 7
 
-        proc, out_path = _start_up(
-            tmp_path, env, "--flower-port", str(free_port()), "--no-api"
-        )
+        proc, out_path = _start_up(tmp_path, env, "--flower-port", str(free_port()), "--no-api")
         try:
             assert "reused: left running on exit" in out_path.read_text()
             _stop_up(proc, out_path)

@@ -60,7 +60,7 @@ def test_history_at_80_columns_shows_every_id_whole(
     for tx in client.get_transactions(user_id):
         assert tx.tx_id in text
     assert hold.id in text  # the whole reservation id, not cut
-    assert "refund [/]" in text and 'ord_[b]1[/b]' in text  # as written, never as markup
+    assert "refund [/]" in text and "ord_[b]1[/b]" in text  # as written, never as markup
     assert "shortfall 45" in text and "late" in text
     assert max(len(line) for line in text.splitlines() if hold.id not in line) <= 80
 
@@ -77,9 +77,7 @@ def test_a_user_id_with_markup_is_shown_as_written(
         assert odd in done.stdout, command
 
 
-def test_json_on_every_read_command(
-    env: dict[str, str], client: Credits, user_id: str
-) -> None:
+def test_json_on_every_read_command(env: dict[str, str], client: Credits, user_id: str) -> None:
     client.add(user_id, 50, "grant")
     hold = client.reserve(user_id, 20, "video_generation", ttl=600)
     assert as_json("balance", user_id, env=env) == {
@@ -129,6 +127,32 @@ def test_grant_once_per_idempotency_key(env: dict[str, str], client: Credits, us
     assert refused.returncode == 2  # Typer refuses it before anything is sent
 
 
+def test_grant_makes_a_lot_with_its_terms_and_lots_lists_it(
+    env: dict[str, str], client: Credits, user_id: str
+) -> None:
+    client.add(user_id, 40, "purchase")
+    done = credits_cli(
+        "grant", user_id, "25", "--expires-in", "86400", "--category", "promotional",
+        "--priority", "10", "--reason", "apology", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (promo,) = [lot for lot in client.list_lots(user_id) if lot.category == "promotional"]
+    assert (promo.amount, promo.priority) == (25, 10)
+    assert promo.expires_at is not None and promo.id in done.stdout
+    listed = credits_cli("lots", user_id, env=env)
+    assert listed.returncode == 0, listed.stderr
+    text = listed.stdout
+    assert text.index(promo.id) < text.index("purchase")  # drawn first: listed first
+    assert "65 credits spendable" in text
+    client.deduct(user_id, 25, "chat")
+    finished = as_json("lots", user_id, "--status", "exhausted", env=env)
+    assert [lot["id"] for lot in finished] == [promo.id]
+    history = credits_cli("history", user_id, env=env).stdout
+    assert f"lot {promo.id}  -25" in history
+    bad = credits_cli("grant", user_id, "5", "--category", "allowance", env=env)
+    assert bad.returncode == 1 and "InvalidInputError" in bad.stderr
+
+
 def test_holds_and_release(env: dict[str, str], client: Credits, user_id: str) -> None:
     client.add(user_id, 100, "grant")
     hold = client.reserve(user_id, 60, "video_generation", ttl=600)
@@ -162,7 +186,7 @@ def test_verify_shows_cached_and_calculated_then_fixes(
 
 
 def test_export_jsonl_and_csv(env: dict[str, str], client: Credits, user_id: str) -> None:
-    client.add(user_id, 100, "purchase", {"order": "a,b\n\"c\""})
+    client.add(user_id, 100, "purchase", {"order": 'a,b\n"c"'})
     for i in range(3):
         client.deduct(user_id, 1, "chat_message", {"i": i})
     every = list(reversed(client.get_transactions(user_id)))  # oldest first
@@ -170,12 +194,12 @@ def test_export_jsonl_and_csv(env: dict[str, str], client: Credits, user_id: str
     assert jsonl.returncode == 0, jsonl.stderr
     rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert [r["tx_id"] for r in rows] == [tx.tx_id for tx in every]
-    assert rows[0]["metadata"] == {"order": "a,b\n\"c\""}
+    assert rows[0]["metadata"] == {"order": 'a,b\n"c"'}
 
     table = credits_cli("export", user_id, "--format", "csv", env=env)
     parsed = list(csv.DictReader(io.StringIO(table.stdout)))
     assert [r["tx_id"] for r in parsed] == [tx.tx_id for tx in every]
-    assert json.loads(parsed[0]["metadata"]) == {"order": "a,b\n\"c\""}
+    assert json.loads(parsed[0]["metadata"]) == {"order": 'a,b\n"c"'}
     assert parsed[1]["balance_delta"] == "-1"
 
     since = credits_cli("export", user_id, "--since", str(every[1].timestamp), env=env)

@@ -123,6 +123,34 @@ def test_deduct_add_and_the_402_body(http: httpx.Client, user_id: str) -> None:
     assert (account["user_id"], account["balance"], account["held"]) == (user_id, 1090, 0)
 
 
+def test_add_makes_a_lot_with_its_terms_and_the_user_shows_its_lots(
+    http: httpx.Client, user_id: str
+) -> None:
+    paid = http.post(f"/v1/users/{user_id}/add", json={"amount": 100, "action": "purchase"})
+    assert paid.status_code == 200, paid.text
+    promo = http.post(
+        f"/v1/users/{user_id}/add",
+        json={"amount": 20, "action": "welcome_back", "category": "promotional",
+              "priority": 5, "expires_in": 3600, "scope": ["chat_message"]},
+    )  # fmt: skip
+    assert promo.status_code == 200, promo.text
+    lots = http.get(f"/v1/users/{user_id}").json()["lots"]
+    assert [lot["id"] for lot in lots] == [promo.json()["lot_id"], paid.json()["lot_id"]]
+    assert (lots[0]["category"], lots[0]["scope"], lots[0]["remaining"]) == (
+        "promotional", ["chat_message"], 20,
+    )  # fmt: skip
+    refused = http.post(
+        f"/v1/users/{user_id}/add",
+        json={"amount": 5, "action": "grant", "category": "allowance"},
+    )
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_input"
+    past = http.post(
+        f"/v1/users/{user_id}/add", json={"amount": 5, "action": "grant", "expires_at": 1}
+    )
+    assert past.status_code == 422  # in the past by the server's clock: nothing written
+    assert len(http.get(f"/v1/users/{user_id}").json()["lots"]) == 2
+
+
 def test_idempotency_key_applies_once_and_conflicts(
     http: httpx.Client, client: Credits, user_id: str
 ) -> None:

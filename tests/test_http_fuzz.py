@@ -44,6 +44,8 @@ def base_url(redis_url: str) -> Iterator[str]:
 
 # The document the server serves (create_app builds it without touching Redis).
 schema = schemathesis.openapi.from_dict(create_app().openapi())
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

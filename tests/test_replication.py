@@ -229,9 +229,7 @@ def test_a_failover_after_writes_reached_the_primary_only(
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_on_a_cluster_the_wait_goes_to_the_node_that_ran_the_write(
-    cluster: Any, kind: str
-) -> None:
+def test_on_a_cluster_the_wait_goes_to_the_node_that_ran_the_write(cluster: Any, kind: str) -> None:
     """No replicas on the rig: n=1 refuses each write after it landed, n=0 is unaffected."""
     nodes = {node.port: node.client(decode_responses=True) for node in cluster.nodes}
     router = redis.cluster.RedisCluster(startup_nodes=cluster.startup_nodes)

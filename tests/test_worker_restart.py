@@ -36,6 +36,7 @@ ACTUAL_EACH = 6
 VISIBILITY_TIMEOUT_S = 3  # unacked tasks of a lost connection come back in seconds
 SETTLED_TIMEOUT_S = 90.0
 
+
 @pytest.fixture
 def one_redis(tmp_path: Path) -> Iterator[RedisServer]:
     with RedisServer(tmp_path / "redis", persistent=True, appendfsync="always") as server:

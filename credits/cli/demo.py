@@ -35,6 +35,7 @@ BEHIND_S: Final = 120  # the "webhook never came" hold was made this long ago
 EXPIRED_HOLD_TTL_S: Final = 60
 HOLD_TTL_S: Final = 15 * 60
 HEARTBEAT_TTL_S: Final = 60 * 60
+PROMO_TTL_S: Final = 30 * 24 * 60 * 60  # a promotional grant good for 30 days
 
 ANA_CREDITS: Final = 2000  # chat, canvas and video
 BEN_CREDITS: Final = 2400  # training
@@ -196,6 +197,25 @@ class _Story:
             (hold.status, account.balance, account.held),
         )
         self.check("beat", "the sweep reports what it expired", True, swept["expired"] >= 1)
+
+        # Lots: a promotional grant is drawn before the paid credits; a lot past its
+        # expiry is gone from the balance the moment it expires, no sweep needed.
+        promo = ledger.add(
+            ana, 50, "welcome_back", category="promotional", priority=10, expires_in=PROMO_TTL_S
+        )
+        ledger.deduct(ana, chat, "chat_message")
+        drawn = ledger.get_transactions(ana, limit=1)[0].lots
+        self.check(
+            "lots", "a promotional lot is spent before paid ones (lot: delta)",
+            {promo.lot_id: -chat}, drawn,
+        )  # fmt: skip
+        trial = behind.add(ana, 30, "trial", category="promotional", expires_in=60).lot_id or ""
+        self.check(
+            "lots",
+            "a trial lot made 2 min ago for 1 min (status / balance)",
+            ("expired", 1645),
+            (ledger.get_lot(trial).status, ledger.get_balance(ana)),
+        )
 
         # Reconcile: the cached balances against the logs.
         report = self.tasks.reconcile(fix=False)

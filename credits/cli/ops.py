@@ -53,10 +53,23 @@ def grant(
         str | None,
         typer.Option(help="Repeat a grant safely: the same key grants once [default: a new one]"),
     ] = None,
+    expires_in: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=limits.LOT_TERM_MS_MAX // 1000, help="Seconds until the lot expires"
+        ),
+    ] = None,
+    category: Annotated[str, typer.Option(help="paid, promotional or refund")] = "paid",
+    priority: Annotated[
+        int,
+        typer.Option(
+            min=limits.LOT_PRIORITY_MIN, max=limits.LOT_PRIORITY_MAX, help="Lower is drawn first"
+        ),
+    ] = limits.LOT_PRIORITY_DEFAULT,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Give a user credits (an `add` in their log, with who granted it and why).
+    """Give a user credits: a new lot (an `add` in their log, with who granted it and why).
 
     Prints the idempotency key used: if the store was unreachable (exit 3, the
     outcome unknown), run the same command again with --idempotency-key KEY and
@@ -68,7 +81,16 @@ def grant(
         metadata["reason"] = reason
     with open_ledger(data_dir) as client:
         try:
-            result = client.add(user, amount, action, metadata, idempotency_key=key)
+            result = client.add(
+                user,
+                amount,
+                action,
+                metadata,
+                idempotency_key=key,
+                expires_in=expires_in,
+                category=category,
+                priority=priority,
+            )
         except StoreUnavailableError:
             warn("The outcome is unknown. Repeat with: --idempotency-key ", key)
             raise
@@ -76,7 +98,7 @@ def grant(
         print_json({"user_id": user, "idempotency_key": key, **result.model_dump()})
         return
     say("granted ", (str(amount), "bold"), " to ", user, ": balance ", str(result.balance))
-    say("  tx ", result.tx_id, "   idempotency key ", key)
+    say("  tx ", result.tx_id, "   lot ", result.lot_id or "", "   idempotency key ", key)
 
 
 @app.command()

@@ -1,9 +1,7 @@
-"""Read commands: ``balance``, ``history``, ``holds``.
+"""Read commands: ``balance``, ``history``, ``holds``, ``lots``.
 
 Each prints text that never cuts an id and never interprets what a user wrote
 (see :mod:`credits.cli.app`), or with ``--json`` the models themselves.
-Lots (``credits lots USER``) will be one more command here, over
-``list_lots``, printed with :func:`metadata_text` like the others.
 """
 
 from __future__ import annotations
@@ -29,9 +27,10 @@ from credits.cli.app import (
     time_range,
     when,
 )
-from credits.models import Account, Reservation, Transaction
+from credits.models import Account, Lot, Reservation, Transaction
 
 HOLD_STATUSES: Final = ("open", "settled", "released", "expired", "all")
+LOT_STATUSES: Final = ("pending", "active", "exhausted", "expired", "voided", "all")
 
 
 def metadata_text(metadata: dict[str, Any]) -> str:
@@ -112,6 +111,10 @@ def transaction_lines(tx: Transaction) -> list[Text]:
     ]
     if tx.reservation_id:
         lines.append(line("  reservation ", tx.reservation_id))
+    for lot_id, delta in tx.lots.items():
+        lines.append(line("  lot ", lot_id, f"  {delta:+d}"))
+    if tx.forfeited:
+        lines.append(line("  forfeited ", (str(tx.forfeited), "yellow"), " (its lot had ended)"))
     if tx.shortfall or tx.late:
         flags: list[str | tuple[str, str]] = []
         if tx.shortfall:
@@ -160,4 +163,60 @@ def hold_lines(hold: Reservation) -> list[Text]:
         lines.append(line("  closed ", when(hold.closed_at)))
     if hold.metadata:
         lines.append(line("  metadata ", metadata_text(hold.metadata)))
+    return lines
+
+
+@app.command()
+def lots(
+    user: str,
+    status: Annotated[
+        str, typer.Option(help="pending, active, exhausted, expired, voided, or all")
+    ] = "all",
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List a user's lots: active ones in the order they are drawn, then finished ones."""
+    if status not in LOT_STATUSES:
+        raise typer.BadParameter(f"--status must be one of {', '.join(LOT_STATUSES)}")
+    with open_ledger(data_dir) as client:
+        found = client.list_lots(user, None if status == "all" else status)
+    if as_json:
+        print_json([lot.model_dump() for lot in found])
+        return
+    spendable = sum(lot.remaining for lot in found if lot.status == "active")
+    say(("lots of ", "bold"), user, f": {len(found)} {status}, {spendable} credits spendable")
+    for lot in found:
+        console.print()
+        for text in lot_lines(lot):
+            console.print(text)
+
+
+def lot_lines(lot: Lot) -> list[Text]:
+    expires = when(lot.expires_at) if lot.expires_at is not None else "never"
+    lines = [
+        line((lot.id, "bold")),
+        line(
+            "  ",
+            (lot.status, "cyan"),
+            "  ",
+            lot.category,
+            "  priority ",
+            str(lot.priority),
+            "  ",
+            lot.action,
+        ),
+        line(
+            "  remaining ",
+            (str(lot.remaining), "bold"),
+            " of ",
+            str(lot.amount),
+            "   held ",
+            str(lot.held),
+        ),
+        line("  from ", when(lot.effective_at), "   expires ", expires),
+    ]
+    if lot.scope is not None:
+        lines.append(line("  only for ", ", ".join(lot.scope)))
+    if lot.metadata:
+        lines.append(line("  metadata ", metadata_text(lot.metadata)))
     return lines

@@ -245,6 +245,7 @@ async def user_page(
             ledger, user_id, limit=limits.ADMIN_HISTORY_PAGE_EVENTS, before=before
         )
         holds = await ledger.list_reservations(user_id, "open", limit=limits.ADMIN_HOLDS_SHOWN_MAX)
+        lots = await ledger.list_lots(user_id)
         points = (
             await _chart_points(ledger, user_id, account.created_at)
             if account.created_at is not None
@@ -265,6 +266,7 @@ async def user_page(
         account=account,
         page=page,
         holds=holds,
+        lots=lots,
         chart=balance_chart(points),
         before=before,
         user_url=_user_url(user_id),

@@ -12,6 +12,7 @@ status   error                       from
 403      ``forbidden``               the key's scope is too low
 402      ``insufficient_credits``    InsufficientCreditsError (required, available)
 404      ``not_found``               ReservationNotFoundError, LotNotFoundError, no route
+409      ``lot_closed``              LotClosedError (a finished lot has nothing left to void)
 409      ``idempotency_conflict``    IdempotencyConflictError (idempotency_key)
 409      ``reservation_closed``      ReservationClosedError (reservation_id, status, operation)
 409      ``account_needs_rebuild``   BalanceVerificationError (``credits verify --fix``)
@@ -42,6 +43,7 @@ from credits.errors import (
     InsufficientCreditsError,
     InvalidInputError,
     LimitExceededError,
+    LotClosedError,
     LotNotFoundError,
     PricingConfigError,
     ReservationClosedError,
@@ -125,6 +127,8 @@ def credits_error_response(exc: CreditsError) -> JSONResponse:
         return error_response(404, "not_found", message, reservation_id=exc.reservation_id)
     if isinstance(exc, LotNotFoundError):
         return error_response(404, "not_found", message, lot_id=exc.lot_id)
+    if isinstance(exc, LotClosedError):
+        return error_response(409, "lot_closed", message, lot_id=exc.lot_id, status=exc.status)
     if isinstance(exc, LimitExceededError):
         return error_response(
             429, "limit_exceeded", message,

@@ -28,6 +28,7 @@ from credits.http.errors import known_query, responses
 from credits.http.keys import ApiKey
 from credits.http.metrics import LedgerMetrics
 from credits.http.schemas import (
+    AddBody,
     ExtendBody,
     InitializeBody,
     MoveBody,
@@ -211,16 +212,26 @@ async def deduct(
 async def add(
     request: Request,
     user_id: str,
-    body: MoveBody,
+    body: AddBody,
     _: Writer,
     idempotency_key: IdempotencyKey = None,
 ) -> TxResult:
-    """Credit a purchase, grant or refund; creates the account if new."""
+    """Credit a purchase, grant or refund as a new lot; creates the account if new."""
     return await _timed(
         request,
         "add",
         _ledger(request).add(
-            user_id, body.amount, body.action, body.metadata, idempotency_key=idempotency_key
+            user_id,
+            body.amount,
+            body.action,
+            body.metadata,
+            idempotency_key=idempotency_key,
+            expires_at=body.expires_at,
+            expires_in=body.expires_in,
+            effective_at=body.effective_at,
+            priority=body.priority,
+            category=body.category,
+            scope=body.scope,
         ),
     )
 
@@ -257,13 +268,15 @@ async def reserve(
     "/users/{user_id}", response_model=UserView, responses=READ_ERRORS, dependencies=_query()
 )
 async def get_user(request: Request, user_id: str, _: Reader) -> UserView:
-    """Balance and held credits (zeros for a user never seen)."""
+    """Balance, held credits and lots (zeros and none for a user never seen)."""
     account = await _timed(request, "get_account", _ledger(request).get_account(user_id))
+    lots = await _timed(request, "list_lots", _ledger(request).list_lots(user_id))
     return UserView(
         user_id=account.user_id,
         balance=account.balance,
         held=account.held,
         created_at=account.created_at,
+        lots=lots,
     )
 
 

@@ -10,12 +10,12 @@ TypeScript client and the fuzzer know it. They come from
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from credits import limits
-from credits.models import Transaction
+from credits.models import Lot, Transaction
 
 Amount = Annotated[int, Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="credits")]
 Action = Annotated[str, Field(min_length=1, max_length=limits.ACTION_CHARS_MAX)]
@@ -54,6 +54,29 @@ class MoveBody(_Body):
     metadata: Metadata = None
 
 
+class AddBody(MoveBody):
+    """An add: a new lot, with its terms (all optional; see the lot fields of ``Lot``)."""
+
+    expires_at: Annotated[
+        int | None, Field(strict=True, ge=0, le=limits.AMOUNT_MAX, description="Unix ms")
+    ] = None
+    expires_in: Annotated[
+        int | None,
+        Field(strict=True, ge=1, le=limits.LOT_TERM_MS_MAX // 1000, description="seconds"),
+    ] = None
+    effective_at: Annotated[
+        int | None, Field(strict=True, ge=0, le=limits.AMOUNT_MAX, description="Unix ms")
+    ] = None
+    priority: Annotated[
+        int, Field(strict=True, ge=limits.LOT_PRIORITY_MIN, le=limits.LOT_PRIORITY_MAX)
+    ] = limits.LOT_PRIORITY_DEFAULT
+    category: Literal["paid", "promotional", "refund"] = "paid"
+    scope: Annotated[
+        list[Action] | None,
+        Field(min_length=1, max_length=limits.LOT_SCOPE_ACTIONS_MAX, description="actions"),
+    ] = None
+
+
 class ReserveBody(_Body):
     amount: Amount
     action: Action
@@ -85,6 +108,7 @@ class UserView(BaseModel):
     balance: int = Field(ge=0, description="spendable credits")
     held: int = Field(ge=0, description="credits locked by open holds")
     created_at: int | None = Field(description="Unix ms; null for a user never seen")
+    lots: list[Lot] = Field(description="active lots in drawdown order, then finished ones")
 
 
 class TransactionPage(BaseModel):
