@@ -77,6 +77,22 @@ class AsyncCredits(ClientBase):
     list_lots = awaiting(Operations.list_lots)
     get_lot = awaiting(Operations.get_lot)
     void_lot = awaiting(Operations.void_lot)
+
+    # Plans: allowances, spend limits, alerts, auto top-up
+    set_allowance = awaiting(Operations.set_allowance)
+    remove_allowance = awaiting(Operations.remove_allowance)
+    list_allowances = awaiting(Operations.list_allowances)
+    set_limit = awaiting(Operations.set_limit)
+    remove_limit = awaiting(Operations.remove_limit)
+    list_limits = awaiting(Operations.list_limits)
+    set_alert = awaiting(Operations.set_alert)
+    remove_alert = awaiting(Operations.remove_alert)
+    list_alerts = awaiting(Operations.list_alerts)
+    set_auto_topup = awaiting(Operations.set_auto_topup)
+    remove_auto_topup = awaiting(Operations.remove_auto_topup)
+    get_auto_topup = awaiting(Operations.get_auto_topup)
+    confirm_topup = awaiting(Operations.confirm_topup)
+
     # Events out
 
     read_events = awaiting(Operations.read_events)
@@ -88,6 +104,7 @@ class AsyncCredits(ClientBase):
 
     expire_reservations = awaiting(Operations.expire_reservations)
     expire_lots = awaiting(Operations.expire_lots)
+    renew_allowances = awaiting(Operations.renew_allowances)
     reconcile = awaiting(Operations.reconcile)
     check_store = awaiting(Operations.check_store)
 

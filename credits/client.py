@@ -79,6 +79,22 @@ class Credits(ClientBase):
     list_lots = blocking(Operations.list_lots)
     get_lot = blocking(Operations.get_lot)
     void_lot = blocking(Operations.void_lot)
+
+    # Plans: allowances, spend limits, alerts, auto top-up
+    set_allowance = blocking(Operations.set_allowance)
+    remove_allowance = blocking(Operations.remove_allowance)
+    list_allowances = blocking(Operations.list_allowances)
+    set_limit = blocking(Operations.set_limit)
+    remove_limit = blocking(Operations.remove_limit)
+    list_limits = blocking(Operations.list_limits)
+    set_alert = blocking(Operations.set_alert)
+    remove_alert = blocking(Operations.remove_alert)
+    list_alerts = blocking(Operations.list_alerts)
+    set_auto_topup = blocking(Operations.set_auto_topup)
+    remove_auto_topup = blocking(Operations.remove_auto_topup)
+    get_auto_topup = blocking(Operations.get_auto_topup)
+    confirm_topup = blocking(Operations.confirm_topup)
+
     # Events out
 
     read_events = blocking(Operations.read_events)
@@ -90,6 +106,7 @@ class Credits(ClientBase):
 
     expire_reservations = blocking(Operations.expire_reservations)
     expire_lots = blocking(Operations.expire_lots)
+    renew_allowances = blocking(Operations.renew_allowances)
     reconcile = blocking(Operations.reconcile)
     check_store = blocking(Operations.check_store)
 

@@ -133,7 +133,10 @@ class ClientOptions:
             clock=clock,
             socket_timeout_s=float(timeout),
             pricing=pricing if pricing is not None else load_pricing(settings.pricing),
-            script_config=config_arg(lot_expiring_notice_ms=settings.lot_expiring_notice_s * 1000),
+            script_config=config_arg(
+                lot_expiring_notice_ms=settings.lot_expiring_notice_s * 1000,
+                default_alert_below=settings.default_alert_below,
+            ),
             wait=_wait_policy(
                 settings.wait_replicas if wait_replicas is None else wait_replicas,
                 settings.wait_timeout_ms if wait_timeout_ms is None else wait_timeout_ms,

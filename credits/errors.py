@@ -153,6 +153,18 @@ class LotClosedError(RefusedError):
         return f"lot {self.lot_id!r} is {self.status}: nothing is left to void"
 
 
+class TopupNotFoundError(RefusedError):
+    """No open auto top-up request has this id (never made, closed long ago, or not the
+    user's open one); nothing was written."""
+
+    def __init__(self, topup_id: str) -> None:
+        super().__init__(topup_id)
+        self.topup_id = topup_id
+
+    def __str__(self) -> str:
+        return f"top-up request {self.topup_id!r} not found"
+
+
 class PricingConfigError(CreditsError):
     """An unknown action, or a value the pricing rules cannot price."""
 

@@ -11,9 +11,12 @@ time in ms). This module turns an entry into a :class:`~credits.models.LedgerEve
   trimmed), so the id is unique across the ledger and the same for every read
   and every delivery of the event;
 * ``created_at`` is ``at``; ``user_id`` is ``u`` unescaped;
-* ``data`` is ``d`` without ``at``, with the in-user hold id ``hold`` turned into
-  the public ``reservation_id`` and the log's ``tx`` named ``tx_id``; every
-  other field passes through as the script wrote it.
+* ``data`` is ``d`` without ``at``, with the in-user ids turned public (``hold``
+  into ``reservation_id``, ``lot`` into ``lot_id``, ``topup`` into ``topup_id``)
+  and the log's ``tx`` named ``tx_id``; credit amounts and times, which the
+  scripts write as strings of digits (Redis's cjson rounds numbers past 14
+  digits), are ints again (:data:`INTEGER_FIELDS`); every other field passes
+  through as the script wrote it.
 
 Every type a script may write is listed in :data:`EVENT_TYPES` (a test reads
 the scripts and fails on an ``emit`` of a type missing here), so a webhook's
@@ -30,7 +33,7 @@ from typing import Any, Final
 
 from credits import limits
 from credits.errors import InvalidInputError
-from credits.keys import lot_id, reservation_id, unescape_user_id, user_keys
+from credits.keys import lot_id, reservation_id, topup_id, unescape_user_id, user_keys
 from credits.models import LedgerEvent
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ EVENT_TYPES: Final = frozenset(
         "lot.expiring",  # a lot of credits expires soon
         "lot.expired",  # a lot reached its expiry (what was left of it, and held, in data)
         "allowance.renewed",  # a periodic allowance was granted again
-        "limit.reached",  # a spend limit refused a call
+        "limit.reached",  # a spend limit's window has used all of it
         "topup.requested",  # auto top-up asks the app to charge the user
         "topup.disabled",  # auto top-up stopped (failures, or turned off)
     }
@@ -60,11 +63,21 @@ _EVENT_ID: Final = re.compile(
 _TYPE_NAME: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _PREFIX_FILTER: Final = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.\*)$")
 SEQUENCE_MAX: Final = 2**64 - 1
+_DIGITS: Final = re.compile(r"^-?[0-9]{1,16}$")
 
 # Field renames from the outbox's short names to the public ones.
 _HOLD: Final = "hold"
 _LOT: Final = "lot"
+_TOPUP: Final = "topup"
 _TX: Final = "tx"
+# Data fields that hold credits or Unix ms: ints in every event, whatever the script wrote.
+INTEGER_FIELDS: Final = frozenset(
+    {
+        "amount", "balance", "below", "used", "expired", "held", "remaining", "charged",
+        "shortfall", "expires_at", "window_start", "period_start", "period_end", "rolled_over",
+        "failures",
+    }
+)  # fmt: skip
 _AT: Final = "at"
 UNDECODABLE_DATA_KEY: Final = "undecodable_data"
 
@@ -114,8 +127,12 @@ def _public_data(user_id: str, raw: str) -> tuple[int | None, dict[str, Any]]:
             data["reservation_id"] = reservation_id(user_keys(user_id), value)
         elif name == _LOT and isinstance(value, str) and value:
             data["lot_id"] = lot_id(user_keys(user_id), value)
+        elif name == _TOPUP and isinstance(value, str) and value:
+            data["topup_id"] = topup_id(user_keys(user_id), value)
         elif name == _TX:
             data["tx_id"] = value
+        elif name in INTEGER_FIELDS and isinstance(value, str) and _DIGITS.match(value):
+            data[name] = int(value)
         else:
             data[name] = value
     created = at if isinstance(at, int) and not isinstance(at, bool) else None

@@ -132,9 +132,10 @@ def context_args(now: Now) -> list[str | int]:
     return ["" if now.ms is None else now.ms, now.config]
 
 
-def config_arg(*, lot_expiring_notice_ms: int) -> str:
+def config_arg(*, lot_expiring_notice_ms: int, default_alert_below: int | None = None) -> str:
     """The client's script configuration, in the order ``lua/include/context.lua`` reads it."""
-    return "|".join(str(field) for field in (lot_expiring_notice_ms,))
+    alert = "" if default_alert_below is None else str(default_alert_below)
+    return "|".join((str(lot_expiring_notice_ms), alert))
 
 
 def due_key(bucket: int) -> str:
@@ -226,6 +227,27 @@ def parse_reservation_id(value: str) -> ParsedReservationId | None:
     if escape_user_id(user_id) != match["user"] or match["bucket"] != str(bucket_of(user_id)):
         return None  # only the canonical spelling: no leading zeros, no other escaping
     return ParsedReservationId(user_id=user_id, hold_id=match["hold"])
+
+
+_TOPUP_ID = re.compile(
+    r"^top:\{b(?P<bucket>[0-9]{1,4})\}:(?P<user>[^:]+):(?P<topup>(?:0|[1-9][0-9]{0,15})-[1-9][0-9]{0,15})$"
+)
+
+
+def topup_id(keys: UserKeys, topup: str) -> str:
+    """The public id of an auto top-up request: carries the user's tag, as a lot id does."""
+    return f"top:{bucket_tag(keys.bucket)}:{keys.escaped}:{topup}"
+
+
+def parse_topup_id(value: str) -> tuple[str, str] | None:
+    """(user id, request id within the user) of a canonical top-up id, else None."""
+    match = _TOPUP_ID.match(value)
+    if match is None:
+        return None
+    user_id = unescape_user_id(match["user"])
+    if escape_user_id(user_id) != match["user"] or match["bucket"] != str(bucket_of(user_id)):
+        return None
+    return user_id, match["topup"]
 
 
 def due_member_parts(member: str) -> tuple[str, str] | None:

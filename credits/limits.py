@@ -86,6 +86,29 @@ LOT_TERM_MS_MAX = 100 * 365 * 24 * 60 * 60 * 1000
 # Lot expiring notices (lot.expiring) go out this long before expires_at by default.
 LOT_EXPIRING_NOTICE_MS_DEFAULT = 7 * 24 * 60 * 60 * 1000
 
+# ---------------------------------------------------------------- plans
+# What a user's account is configured with beyond its lots (credits/plans/): every
+# entry lives in one JSON field of the account hash, read with the balance, so each
+# bound keeps every call that decodes it small.
+ALLOWANCES_PER_USER_MAX = 8
+SPEND_LIMITS_PER_USER_MAX = 8
+ALERTS_PER_USER_MAX = 8
+PLAN_NAME_CHARS_MAX = 64
+# The latest anchor an allowance may have, so every period end stays a valid time.
+ALLOWANCE_ANCHOR_MS_MAX = AMOUNT_MAX - 2 * 366 * 24 * 60 * 60 * 1000
+# Lots the ledger itself makes (allowance periods, rollovers, top-ups) may take the
+# active set this far past LOTS_ACTIVE_PER_USER_MAX: an upkeep cannot refuse a grant.
+# Each allowance holds at most 3 active lots (this period's, a raise for it, the
+# rollover), and one top-up lot is granted per confirmation.
+PLAN_LOTS_HEADROOM = 3 * ALLOWANCES_PER_USER_MAX + 8
+# Allowance renewals one upkeep call applies at most (each writes up to two events).
+ALLOWANCE_RENEWALS_PER_CALL_MAX = ALLOWANCES_PER_USER_MAX
+# Auto top-up: failed payments in a row that switch it off; recent confirmations
+# remembered so a repeated confirm_topup returns its first result.
+TOPUP_FAILURES_MAX = 3
+TOPUP_RESULTS_KEPT = 16
+TOPUP_MONTHLY_MAX = 1000
+
 # Ledger events (credits/lua/include/events.lua) kept per bucket at most, so the
 # outbox's memory is bounded even if nothing delivers it: 1,024 buckets x 10,000
 # events of ~150 B is about 1.5 GB at the very worst. The delivery task trims

@@ -163,6 +163,9 @@ class BulkItem:
 __all__ = [
     "Account",
     "AccountAt",
+    "Alert",
+    "Allowance",
+    "AutoTopup",
     "BalanceVerification",
     "BulkItem",
     "Lot",
@@ -171,6 +174,8 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
     "Settlement",
+    "SpendLimit",
+    "TopupConfirmation",
     "Transaction",
     "TxResult",
     "TxType",
@@ -223,3 +228,80 @@ class WebhookEndpoint(_Frozen):
     events: list[str] | None = None
     secret: str = Field(repr=False)
     created_at: int = Field(description="Unix ms; events written from then on are delivered")
+
+
+# ---------------------------------------------------------------- plans
+
+Every = Literal["day", "week", "month", "year"]
+Window = Literal["hour", "day", "week", "month"]
+
+
+class Allowance(_Frozen):
+    """Credits granted again every period, as one ``allowance`` lot per period.
+
+    ``period_start`` / ``period_end`` are the period granted last (None before the
+    first one, when ``anchor`` is still ahead). ``next_change`` is set when a change
+    made with ``effective="next_period"`` waits for the period to end.
+    """
+
+    name: str
+    user_id: str
+    amount: int = Field(ge=1)
+    every: Every
+    anchor: int = Field(ge=0, description="Unix ms the periods count from")
+    rollover_max: int = Field(ge=0)
+    priority: int = Field(ge=0, le=100)
+    scope: list[str] | None = None
+    period_start: int | None = None
+    period_end: int | None = None
+    granted: int = Field(default=0, ge=0, description="credits granted for the current period")
+    next_change: dict[str, Any] | None = None
+
+
+class SpendLimit(_Frozen):
+    """At most ``amount`` credits charged or held per calendar window by the actions in scope."""
+
+    name: str
+    user_id: str
+    amount: int = Field(ge=1)
+    every: Window
+    scope: list[str] | None = None
+    used: int = Field(ge=0, description="counted in the current window")
+    window_start: int = Field(description="Unix ms")
+    window_end: int = Field(description="Unix ms")
+
+
+class Alert(_Frozen):
+    """A balance threshold: ``balance.below`` once per crossing down, ``balance.recovered`` up."""
+
+    name: str
+    user_id: str
+    below: int = Field(ge=1)
+    triggered: bool = Field(default=False, description="the balance is below it now")
+
+
+class AutoTopup(_Frozen):
+    """Asks the app to charge the user (``topup.requested``) when the balance falls below."""
+
+    user_id: str
+    below: int = Field(ge=1)
+    amount: int | None = Field(default=None, ge=1)
+    target: int | None = Field(default=None, ge=1)
+    max_per_month: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+    open_topup_id: str | None = Field(default=None, description="the request awaiting confirm")
+    open_amount: int | None = None
+    failures: int = Field(default=0, ge=0, description="failed payments in a row")
+    requested_this_month: int = Field(default=0, ge=0)
+
+
+class TopupConfirmation(_Frozen):
+    """What ``confirm_topup`` did (the first confirmation's result, for every repeat)."""
+
+    topup_id: str
+    paid: bool
+    amount: int = Field(ge=0)
+    balance: int = Field(ge=0)
+    tx_id: str | None = None
+    lot_id: str | None = None
+    timestamp: int | None = None

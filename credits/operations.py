@@ -23,16 +23,22 @@ from credits.lots import sweep as lots_sweep
 from credits.models import (
     Account,
     AccountAt,
+    Alert,
+    Allowance,
+    AutoTopup,
     BalanceVerification,
     BulkItem,
     EventPage,
     Lot,
     Reservation,
     Settlement,
+    SpendLimit,
+    TopupConfirmation,
     Transaction,
     TxResult,
     WebhookEndpoint,
 )
+from credits.plans import alerts, allowances, spend_limits, topups
 from credits.protocol import Now, Steps
 from credits.reconcile import Progress, ReconcileReport, reconcile
 from credits.reservations import holds
@@ -274,6 +280,132 @@ class Operations:
         """
         return lots_ops.void_lot(self._now(), lot_id, reason)
 
+    # Plans
+
+    def set_allowance(
+        self,
+        user_id: str,
+        name: str,
+        amount: int,
+        *,
+        every: str,
+        anchor: int | datetime | None = None,
+        rollover_max: int = 0,
+        priority: int = allowances.ALLOWANCE_PRIORITY_DEFAULT,
+        scope: list[str] | None = None,
+        effective: str = "next_period",
+    ) -> Steps[Allowance]:
+        """Grant ``amount`` credits every ``every`` (day, week, month, year) from ``anchor``.
+
+        Each period gets one ``allowance`` lot that expires at its end; up to
+        ``rollover_max`` of what it leaves moves into a ``rollover`` lot for the
+        next period. Periods repeat in UTC from ``anchor`` (Unix ms or an aware
+        datetime; default now); a month anchored on the 31st renews on the last
+        day of shorter months. The period holding now is granted at once when
+        ``anchor`` has come. Changing an allowance applies from the next period,
+        or with ``effective="now"`` grants the positive difference for the rest of
+        this one. Renewal happens in the user's next call or the beat's
+        ``renew_allowances``, whichever is first, once per period.
+        """
+        return allowances.set_allowance(
+            self._now(),
+            user_id,
+            name,
+            amount,
+            every=every,
+            anchor=anchor,
+            rollover_max=rollover_max,
+            priority=priority,
+            scope=scope,
+            effective=effective,
+        )
+
+    def remove_allowance(self, user_id: str, name: str) -> Steps[bool]:
+        """Stop an allowance (its current lot is left to expire); False if there was none."""
+        return allowances.remove_allowance(self._now(), user_id, name)
+
+    def list_allowances(self, user_id: str) -> Steps[list[Allowance]]:
+        """The user's allowances by name, with the period each granted last."""
+        return allowances.list_allowances(self._now(), user_id)
+
+    def set_limit(
+        self, user_id: str, name: str, amount: int, *, every: str, scope: list[str] | None = None
+    ) -> Steps[SpendLimit]:
+        """At most ``amount`` credits charged or held per UTC ``every`` (hour, day, week, month).
+
+        ``scope``: the actions it counts (None: all). A deduct or reserve that
+        would pass it raises :class:`~credits.errors.LimitExceededError` and writes
+        nothing; a settle is never refused, but what it charges counts. Changing a
+        limit's amount keeps what its current window has used.
+        """
+        return spend_limits.set_limit(self._now(), user_id, name, amount, every=every, scope=scope)
+
+    def remove_limit(self, user_id: str, name: str) -> Steps[bool]:
+        """Drop a spend limit; False if there was none."""
+        return spend_limits.remove_limit(self._now(), user_id, name)
+
+    def list_limits(self, user_id: str) -> Steps[list[SpendLimit]]:
+        """The user's spend limits by name, with what the current window has used."""
+        return spend_limits.list_limits(self._now(), user_id)
+
+    def set_alert(self, user_id: str, name: str, *, below: int) -> Steps[Alert]:
+        """``balance.below`` once when the balance falls below ``below``, ``balance.recovered``
+        once when it comes back; fires at once if the balance is already below."""
+        return alerts.set_alert(self._now(), user_id, name, below=below)
+
+    def remove_alert(self, user_id: str, name: str) -> Steps[bool]:
+        """Drop an alert; False if there was none."""
+        return alerts.remove_alert(self._now(), user_id, name)
+
+    def list_alerts(self, user_id: str) -> Steps[list[Alert]]:
+        """The user's alerts by name, and whether the balance is below each now."""
+        return alerts.list_alerts(self._now(), user_id)
+
+    def set_auto_topup(
+        self,
+        user_id: str,
+        *,
+        below: int,
+        amount: int | None = None,
+        target: int | None = None,
+        max_per_month: int | None = None,
+    ) -> Steps[AutoTopup]:
+        """Ask the app to charge the user (``topup.requested``) when the balance falls below.
+
+        Exactly one of ``amount`` (credits to add) or ``target`` (the balance to
+        reach). One request is open at most; ``max_per_month`` caps requests per
+        UTC month. Setting it again switches it back on after failures. If the
+        balance is already below, the request is made at once.
+        """
+        return topups.set_auto_topup(
+            self._now(),
+            user_id,
+            below=below,
+            amount=amount,
+            target=target,
+            max_per_month=max_per_month,
+        )
+
+    def remove_auto_topup(self, user_id: str) -> Steps[bool]:
+        """Switch auto top-up off (``topup.disabled``); False if it was not set."""
+        return topups.remove_auto_topup(self._now(), user_id)
+
+    def get_auto_topup(self, user_id: str) -> Steps[AutoTopup | None]:
+        """The user's auto top-up, or None."""
+        return topups.get_auto_topup(self._now(), user_id)
+
+    def confirm_topup(
+        self, topup_id: str, *, paid: bool, amount: int | None = None
+    ) -> Steps[TopupConfirmation]:
+        """The app's answer to a ``topup.requested`` event, applied once per ``topup_id``.
+
+        ``paid``: a ``paid`` lot of ``amount`` (default: the requested amount).
+        Not paid: the request closes; three failures in a row switch auto top-up
+        off. Every repeat returns the first confirmation's result.
+        :class:`~credits.errors.TopupNotFoundError` for an id that is not open.
+        """
+        return topups.confirm_topup(self._now(), topup_id, paid, amount)
+
     # Events out
 
     def read_events(
@@ -315,6 +447,14 @@ class Operations:
     def expire_lots(self) -> Steps[int]:
         """Start and expire every lot that is due, for users who never come back; how many."""
         return lots_sweep.expire_lots(self._now())
+
+    def renew_allowances(self) -> Steps[int]:
+        """Grant every allowance period that has begun, for users who never come back.
+
+        Returns how many renewals and lot transitions it applied. A period is
+        granted once whoever gets there first: this or the user's own next call.
+        """
+        return lots_sweep.renew_allowances(self._now())
 
     def expire_reservations(
         self, *, batch_size: int = limits.SWEEP_BATCH_HOLDS_DEFAULT

@@ -30,6 +30,7 @@ from credits.errors import (
     ReservationClosedError,
     ReservationNotFoundError,
     StoreRefusedError,
+    TopupNotFoundError,
 )
 
 Reply = Sequence[Any]
@@ -120,6 +121,30 @@ def _too_many_endpoints(ctx: Context, reply: Reply) -> CreditsError:
     )
 
 
+def _limit_exceeded(ctx: Context, reply: Reply) -> CreditsError:
+    """A spend limit: its name, its amount and what its window has used."""
+    return LimitExceededError(
+        str(reply[1]), int(reply[2]), used=int(reply[3]), requested=ctx.amount
+    )
+
+
+_PLAN_BOUNDS: Final = {
+    "allowances": limits.ALLOWANCES_PER_USER_MAX,
+    "spend_limits": limits.SPEND_LIMITS_PER_USER_MAX,
+    "alerts": limits.ALERTS_PER_USER_MAX,
+}
+
+
+def _too_many(ctx: Context, reply: Reply) -> CreditsError:
+    """A new plan entry past its per-user bound."""
+    kind = str(reply[1])
+    return LimitExceededError(kind, _PLAN_BOUNDS.get(kind, 0), used=int(reply[2]), requested=1)
+
+
+def _topup_not_found(ctx: Context, reply: Reply) -> CreditsError:
+    return TopupNotFoundError(ctx.subject)
+
+
 REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "insufficient": _insufficient,
     "conflict": _conflict,
@@ -134,6 +159,9 @@ REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "lot_not_found": _lot_not_found,
     "lot_closed": _lot_closed,
     "too_many_endpoints": _too_many_endpoints,
+    "limit_exceeded": _limit_exceeded,
+    "too_many": _too_many,
+    "topup_not_found": _topup_not_found,
 }
 
 STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from credits import limits, sentinel
 from credits.errors import InvalidInputError
-from credits.limits import LOT_EXPIRING_NOTICE_MS_DEFAULT, LOT_TERM_MS_MAX
+from credits.limits import AMOUNT_MAX, LOT_EXPIRING_NOTICE_MS_DEFAULT, LOT_TERM_MS_MAX
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", sentinel.SCHEME)
 UPSTASH_TLS_PORT = 6379
@@ -58,6 +58,8 @@ class CreditsSettings(BaseSettings):
     lot_expiring_notice_s: int = Field(
         default=LOT_EXPIRING_NOTICE_MS_DEFAULT // 1000, ge=0, le=LOT_TERM_MS_MAX // 1000
     )
+    # balance.below / balance.recovered for every user at this threshold (None: none)
+    default_alert_below: int | None = Field(default=None, ge=1, le=AMOUNT_MAX)
     data_dir: Path = Path(".credits")
 
     def token(self) -> str | None:

@@ -103,8 +103,10 @@ def test_events_read_back_with_their_public_fields(ledger: Any, clock: Clock, us
     start = cursor_at_end(ledger)
     expiring_id, short_id = expired_and_short(ledger, clock, user_id)
     events = read_all(ledger, start, {user_id})
-    assert [event.type for event in events] == ["reservation.expired", "settlement.shortfall"]
-    expired, shortfall = events
+    assert [event.type for event in events] == [
+        "reservation.expired", "balance.depleted", "settlement.shortfall",
+    ]  # fmt: skip
+    expired, _, shortfall = events
     assert expired.data["reservation_id"] == expiring_id
     assert shortfall.data["reservation_id"] == short_id
     assert (shortfall.data["charged"], shortfall.data["shortfall"]) == (100, 100)

@@ -239,6 +239,22 @@ secrets_ = st.one_of(
     st.none(), any_text, non_str, st.sampled_from(["whsec_", "whsec_AAAA", "whsec_!!", "x" * 300])
 )
 endpoint_ids = st.one_of(any_text, non_str, st.sampled_from(["we_", "we_0123456789abcdeg"]))
+plan_names = st.one_of(
+    any_text, non_str, st.sampled_from(["monthly", "daily", "*", "a b", "x" * 65, "ok.name-1"])
+)
+periods = st.one_of(st.sampled_from(["day", "week", "month", "year", "hour", "Month"]), non_str)
+windows = st.one_of(st.sampled_from(["hour", "day", "week", "month", "year", "Day"]), non_str)
+effectives = st.one_of(st.sampled_from(["now", "next_period", "later"]), non_str)
+topup_ids = st.one_of(
+    any_text,
+    non_str,
+    st.builds(
+        lambda b, u, t: f"top:{{b{b}}}:{u}:{t}",
+        st.integers(-1, 99_999),
+        st.sampled_from([*PLAYERS, "x"]),
+        st.sampled_from(["1-1", "0-1", "01-1", "1-0", "1800000000000-1", "9" * 20 + "-1"]),
+    ),
+)
 
 # --------------------------------------------------------------------------- the rig
 
@@ -253,6 +269,9 @@ class Rig:
         self.sentinel_id = f"sentinel-{uuid.uuid4().hex}"  # no strategy can spell it
         self.ledger.initialize_user(self.sentinel_id, 1000)
         self.ledger.reserve(self.sentinel_id, 100, "video_generation", ttl=3600)
+        for player in PLAYERS:  # an earlier rig's fuzzing may have set limits that refuse
+            for limit in self.ledger.list_limits(player):
+                self.ledger.remove_limit(player, limit.name)
         self.lots = [self.ledger.initialize_user(player, 10**6).lot_id for player in PLAYERS]
         for player in PLAYERS:  # an earlier rig's fuzzing may have voided or spent the grant
             self.lots.append(self.ledger.add(player, 10**6, "rig").lot_id)
@@ -404,10 +423,55 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
     ),
     "remove_webhook": lambda _: st.tuples(st.tuples(endpoint_ids), st.just({})),
     "list_webhooks": lambda _: st.tuples(st.just(()), st.just({})),
+    "set_allowance": lambda _: st.tuples(
+        st.tuples(user_ids, plan_names, amounts),
+        st.fixed_dictionaries(
+            {"every": periods},
+            optional={
+                "anchor": instants,
+                "rollover_max": numbers,
+                "priority": numbers,
+                "scope": scopes,
+                "effective": effectives,
+            },
+        ),
+    ),
+    "remove_allowance": lambda _: st.tuples(st.tuples(user_ids, plan_names), st.just({})),
+    "list_allowances": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "set_limit": lambda _: st.tuples(
+        st.tuples(user_ids, plan_names, amounts),
+        st.fixed_dictionaries({"every": windows}, optional={"scope": scopes}),
+    ),
+    "remove_limit": lambda _: st.tuples(st.tuples(user_ids, plan_names), st.just({})),
+    "list_limits": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "set_alert": lambda _: st.tuples(
+        st.tuples(user_ids, plan_names), st.fixed_dictionaries({"below": amounts})
+    ),
+    "remove_alert": lambda _: st.tuples(st.tuples(user_ids, plan_names), st.just({})),
+    "list_alerts": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "set_auto_topup": lambda _: st.tuples(
+        st.tuples(user_ids),
+        st.fixed_dictionaries(
+            {"below": amounts},
+            optional={"amount": amounts, "target": amounts, "max_per_month": numbers},
+        ),
+    ),
+    "remove_auto_topup": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "get_auto_topup": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "confirm_topup": lambda _: st.tuples(
+        st.tuples(topup_ids),
+        st.fixed_dictionaries(
+            {"paid": st.one_of(st.booleans(), non_str)}, optional={"amount": amounts}
+        ),
+    ),
+    "renew_allowances": lambda _: st.tuples(st.just(()), st.just({})),
 }
 LOT_ID_METHODS = frozenset({"get_lot", "void_lot"})
 # Walking all 1,024 buckets is slower than a single call: fewer examples.
-FEWER = {"reconcile": 5, "expire_reservations": 20, "expire_lots": 20, "read_events": 20}
+FEWER = {
+    "reconcile": 5, "expire_reservations": 20, "expire_lots": 20, "read_events": 20,
+    "renew_allowances": 20,
+}  # fmt: skip
 
 
 def public_methods(cls: type) -> set[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from ledger_fixtures import Clock
 
+from credits.errors import RefusedError
 from credits.keys import user_keys
 
 
@@ -28,8 +30,12 @@ def test_an_expired_hold_and_a_shortfall_write_their_events(
     assert settlement.shortfall == 100
     ledger.settle(short.id, 200)  # a repeat writes no second event
     events = _events(store, user_id)
-    assert [kind for kind, _ in events] == ["reservation.expired", "settlement.shortfall"]
-    expired, shortfall = events[0][1], events[1][1]
+    # the settle takes the balance to zero (balance.depleted, with its log event),
+    # then reports what it could not charge
+    assert [kind for kind, _ in events] == [
+        "reservation.expired", "balance.depleted", "settlement.shortfall",
+    ]  # fmt: skip
+    expired, shortfall = events[0][1], events[2][1]
     assert expiring.id.endswith(expired["hold"]) and expired["amount"] == 30
     assert (shortfall["charged"], shortfall["shortfall"], shortfall["late"]) == (100, 100, False)
     assert expired["at"] == clock.now_ms
@@ -37,6 +43,14 @@ def test_an_expired_hold_and_a_shortfall_write_their_events(
 
 def test_a_refused_call_writes_no_event(ledger: Any, user_id: str, store: Any) -> None:
     ledger.initialize_user(user_id, 10)
-    hold = ledger.reserve(user_id, 10, "video_generation", ttl=60)
-    ledger.release(hold.id)
+    ledger.set_limit(user_id, "hourly", 8, every="hour")
+    hold = ledger.reserve(user_id, 5, "video_generation", ttl=60)
+    ledger.release(hold.id)  # a hold that closes without a crossing writes nothing
+    for refused in (
+        lambda: ledger.deduct(user_id, 11, "chat"),  # more than the balance
+        lambda: ledger.deduct(user_id, 9, "chat"),  # more than the limit
+        lambda: ledger.reserve(user_id, 9, "video_generation", ttl=60),
+    ):
+        with pytest.raises(RefusedError):
+            refused()
     assert _events(store, user_id) == []

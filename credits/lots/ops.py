@@ -24,7 +24,7 @@ from credits.validation import (
 )
 
 LOT_STATUSES: Final[tuple[LotStatus, ...]] = ("pending", "active", "exhausted", "expired", "voided")
-LOTS_READ_PER_CALL_MAX: Final = limits.LOTS_ACTIVE_PER_USER_MAX
+LOTS_READ_PER_CALL_MAX: Final = limits.LOTS_ACTIVE_PER_USER_MAX + limits.PLAN_LOTS_HEADROOM
 
 
 def _lot_keys(public_id: object) -> tuple[UserKeys, str]:

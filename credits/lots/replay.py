@@ -118,6 +118,8 @@ class LogReplay:
         }
         if isinstance(terms.get("s"), dict):
             lot["s"] = terms["s"]
+        if terms.get("w"):
+            lot["w"] = "1"  # made without an expiring notice (allowance and rollover lots)
         self.lots[lot["i"]] = lot
 
     def _legacy_lot(self) -> None:

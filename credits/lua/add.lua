@@ -9,7 +9,7 @@
 --       | {"overflow", balance + held} | {"too_many_lots", active} | {"invalid", reason}
 --       | {"damaged"} | {"upkeep"}
 --- @include "idempotency"
---- @include "lot_index"
+--- @include "grant"
 --- @include "purge"
 local fingerprint = ARGV[7]
 local seen = idempotency_lookup(fingerprint)
@@ -61,29 +61,11 @@ if u.bal + u.held + pending_total + amount > USER_TOTAL_MAX then
   return { 'overflow', u.bal + u.held + pending_total }
 end
 ensure_account(u)
-u.lot_seq = u.lot_seq + 1
-local pending = effective_ms > NOW_MS
-local lot = {
-  i = lot_id, c = category, p = priority, a = fmt(amount), r = pending and fmt(amount) or '0',
-  h = '0', f = fmt(effective_ms), e = expires_ms and fmt(expires_ms) or '',
-  n = fmt(u.lot_seq), st = pending and 'pending' or 'active', x = action,
-}
-if ARGV[14] ~= '' then
-  lot.s = cjson.decode(ARGV[14])
-end
-insert_lot(u, lot)
-local delta = 0
-if not pending then
-  lot_delta(u, lot, amount)
-  delta = amount
-end
-note_stat(u, 'granted', category, action, amount)
-local terms = cjson.encode({
-  i = lot.i, c = lot.c, p = lot.p, a = lot.a, f = lot.f, e = lot.e, s = lot.s, st = lot.st,
-})
-set_next_lot(u, next_lot_time(u))
+local scope = ARGV[14] ~= '' and cjson.decode(ARGV[14]) or nil
+local lot, terms, delta = new_lot(u, lot_id, category, priority, amount, effective_ms, expires_ms,
+  scope, action)
 local id, ms = append(u, 'add', amount, delta, 0, action, meta, '', '', terms)
-redis.call('HSET', u.lots_hash, lot_id, cjson.encode({ m = meta, t = NOW, k = id }))
+write_lot_details(u, lot.i, meta, id)
 local result = tx_result(id, u, ms)
 idempotency_store(fingerprint, result .. '|' .. lot_id)
 housekeeping(u)

@@ -3,7 +3,7 @@
 -- KEYS: the per-user thirteen, [idempotency]
 -- ARGV: now_ms, config, user, amount, action, metadata_json, fingerprint
 -- returns {"ok", result} | {"replay", result} | {"conflict"} | {"insufficient", available}
---       | {"damaged"} | {"upkeep"}
+--       | {"limit_exceeded", name, limit, used} | {"damaged"} | {"upkeep"}
 --- @include "idempotency"
 --- @include "lots"
 --- @include "purge"
@@ -30,7 +30,12 @@ local takes, can = draw(u, action, amount)
 if not takes then
   return { 'insufficient', can }
 end
+local refused = limit_refusal(u, action, amount)
+if refused then
+  return { 'limit_exceeded', unpack(refused) }
+end
 spend(u, takes, action, nil)
+count_against_limits(u, action, amount, nil)
 local id, ms = append(u, 'deduct', amount, -amount, 0, action, ARGV[6], '', '', '')
 local result = tx_result(id, u, ms)
 idempotency_store(fingerprint, result)

@@ -5,7 +5,7 @@
 -- ARGV: now_ms, config, user, credits, metadata_json, lot_id
 -- returns {"ok", "<tx_id>,<balance>,<ts_ms>", lot_id} | {"replay", same} | {"overflow", total}
 --       | {"damaged"} | {"upkeep"}
---- @include "lots"
+--- @include "grant"
 --- @include "rewrite"
 --- @include "purge"
 local u = load_account(this_user())
@@ -28,15 +28,7 @@ end
 ensure_account(u)
 local terms = ''
 if grant > 0 then
-  u.lot_seq = u.lot_seq + 1
-  local lot = {
-    i = lot_id, c = 'promotional', p = '50', a = fmt(grant), r = '0', h = '0', f = NOW,
-    e = '', n = fmt(u.lot_seq), st = 'active', x = 'initialize',
-  }
-  insert_lot(u, lot)
-  lot_delta(u, lot, grant)
-  note_stat(u, 'granted', 'promotional', 'initialize', grant)
-  terms = cjson.encode({ i = lot.i, c = lot.c, p = lot.p, a = lot.a, f = lot.f, e = lot.e, st = lot.st })
+  terms = select(2, new_lot(u, lot_id, 'promotional', 50, grant, NOW_MS, nil, nil, 'initialize'))
 else
   lot_id = ''
 end
@@ -44,7 +36,7 @@ local id, ms = append(u, 'initialize', grant, grant, 0, 'initialize', meta, '', 
 local result = tx_result(id, u, ms)
 redis.call('HSET', u.account, 'init', result .. '|' .. lot_id)
 if lot_id ~= '' then
-  redis.call('HSET', u.lots_hash, lot_id, cjson.encode({ m = meta, t = NOW, k = id }))
+  write_lot_details(u, lot_id, meta, id)
 end
 housekeeping(u)
 return { 'ok', result, lot_id }

@@ -1,5 +1,8 @@
--- lot_sweep.lua: start and expire lots of users who never come back, for the beat.
--- due.lua read the bucket's lot index (users whose next lot transition is due);
+-- lot_sweep.lua: renew allowances and start and expire lots of users who never come
+-- back, for the beat (expire_lots walks the bucket's lot index, renew_allowances its
+-- renewal index; each user's due upkeep is applied whichever index found it, allowances
+-- first, so a period's unused credits roll over before its lot expires).
+-- due.lua read the index (users whose next lot transition or allowance period is due);
 -- the client passes each user's keys, so every key is declared and all share the
 -- bucket's slot. One call applies at most LOT_UPKEEP_PER_CALL_MAX transitions in
 -- all; a user with more left stays due and is picked up by the next round.
@@ -15,10 +18,13 @@ for i = 1, n_users do
   if not u.created then
     -- gone, or damaged (a log without its account): rebuild_balance re-indexes it
     redis.call('ZREM', u.lot_due, u.escaped)
+    redis.call('ZREM', u.renew_due, u.escaped)
   elseif budget > 0 then
-    local _, used = lot_upkeep(u, budget)
+    local _, used = plans_and_lots_upkeep(u, budget)
     budget, applied = budget - used, applied + used
-    index_next_lot(u)  -- the index entry that brought the sweep here is now exact
+    -- the index entries that brought the sweep here are now exact
+    index_next_lot(u)
+    set_next_allowance(u, u.next_allowance)
     save_hints(u)
   end
 end

@@ -28,6 +28,7 @@ if rec.s ~= 'open' then
 end
 local amount = tonumber(rec.a)
 local returned, forfeited = give_back(u, pins_of(rec), 0, rec.c)
+uncount(u, rec.lw, amount)
 local id = append(u, 'release', amount, returned, -amount, rec.c, ARGV[5], hold_id, '', '')
 rec.st = id .. ',0,' .. fmt(returned) .. ',0,' .. fmt(u.bal) .. ',0,' .. fmt(forfeited)
 close_hold(u, hold_id, rec, 'released')

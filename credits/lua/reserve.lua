@@ -3,7 +3,8 @@
 -- KEYS: the per-user thirteen, [idempotency]
 -- ARGV: now_ms, config, user, amount, action, metadata_json, fingerprint, hold_id, ttl_ms
 -- returns {"ok", hold_id, record_json} | {"replay", hold_id, record_json} | {"conflict"}
---       | {"insufficient", available} | {"too_many_holds", open_count} | {"damaged"}
+--       | {"insufficient", available} | {"too_many_holds", open_count}
+--       | {"limit_exceeded", name, limit, used} | {"damaged"}
 --       | {"upkeep"}
 --- @include "idempotency"
 --- @include "lots"
@@ -40,15 +41,20 @@ local takes, can = draw(u, action, amount)
 if not takes then
   return { 'insufficient', can }
 end
-local pins = {}
+local refused = limit_refusal(u, action, amount)
+if refused then
+  return { 'limit_exceeded', unpack(refused) }
+end
+local pins, counted = {}, {}
 spend(u, takes, action, pins)
+count_against_limits(u, action, amount, counted)
 note_open_hold(u, expires_ms)
 local id, ms = append(u, 'reserve', amount, -amount, amount, action, meta, hold_id, '', '')
 -- created_at is the reserve event's stamp (which only grows per user); expiry is
 -- the clock's now + ttl
 local rec = {
   a = fmt(amount), c = action, s = 'open', t = fmt(ms), e = fmt(expires_ms),
-  m = meta, x = id, l = pins,
+  m = meta, x = id, l = pins, lw = next(counted) and counted or nil,
 }
 save_hold(u, hold_id, rec)
 redis.call('ZADD', u.open, rec.e, hold_id)

@@ -42,6 +42,7 @@ if not late then
   from_hold = math.min(actual, held_amount)
   held_delta = -held_amount
   returned, forfeited = give_back(u, pins_of(rec), from_hold, rec.c)
+  uncount(u, rec.lw, held_amount - from_hold)
 end
 -- excess > 0 only when nothing of the hold comes back, so what the lots that
 -- apply to the action can spend before this settle is exactly what can cover it
@@ -51,6 +52,7 @@ if excess > 0 then
   from_balance = math.min(excess, available(u, rec.c))
   if from_balance > 0 then
     spend(u, draw(u, rec.c, from_balance), rec.c, nil)
+    count_against_limits(u, rec.c, from_balance, nil)  -- never refused: the work was done
   end
 end
 local charged = from_hold + from_balance

@@ -12,6 +12,7 @@ from credits.tasks.jobs import (
     expire_reservations,
     reconcile_balances,
     release_reservation,
+    renew_allowances,
     settle_reservation,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "expire_reservations",
     "reconcile_balances",
     "release_reservation",
+    "renew_allowances",
     "settle_reservation",
 ]

@@ -150,6 +150,11 @@ beat_schedule = {
         "schedule": _settings.sweep_interval_s,
         "options": {"expires": _settings.sweep_interval_s},
     },
+    "renew-allowances": {
+        "task": "credits.tasks.renew_allowances",
+        "schedule": _settings.sweep_interval_s,
+        "options": {"expires": _settings.sweep_interval_s},
+    },
     # Webhook delivery: the dispatcher tick (credits.tasks.delivery).
     "deliver-events": {
         "task": "credits.tasks.deliver_events",

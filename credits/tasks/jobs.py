@@ -176,6 +176,19 @@ def expire_lots() -> dict[str, int]:
     return {"expired": applied}
 
 
+@app.task(name="credits.tasks.renew_allowances", **SWEEP_TASK)
+def renew_allowances() -> dict[str, int]:
+    """Grant every allowance period that has begun, for users who never come back; run by beat.
+
+    A user's own next call grants it too, whichever comes first, once per period.
+    Returns ``{"renewed": n}``: renewals and lot transitions applied.
+    """
+    applied = ledger().renew_allowances()
+    if applied:
+        logger.info("applied %d allowance renewals and lot transitions", applied)
+    return {"renewed": applied}
+
+
 def _log_progress(checked: int, total: int) -> None:
     if checked % RECONCILE_LOG_EVERY_USERS == 0:
         logger.info("reconcile: %d of %d users checked", checked, total)

@@ -9,6 +9,7 @@
 --   np  no closed hold is old enough to purge before this
 --   nl  no lot starts, expires or is due its expiring notice before this
 --   nq  no finished lot is old enough to purge before this
+--   na  no allowance period starts before this (absent: the user has no plans)
 -- A missing hint means "look": accounts written before a hint existed just look once.
 --- @include "context"
 
@@ -40,7 +41,7 @@ end
 
 local function load_account(u)
   local v = redis.call('HMGET', u.account, 'bal', 'held', 'ct', 'lid', 'nx', 'np', 'L', 'nl',
-    'nq', 'ls')
+    'nq', 'ls', 'PL', 'na')
   u.bal = tonumber(v[1]) or 0
   u.held = tonumber(v[2]) or 0
   u.created = v[3]
@@ -51,8 +52,10 @@ local function load_account(u)
   u.next_lot = tonumber(v[8]) or 0
   u.next_lot_purge = tonumber(v[9]) or 0
   u.lot_seq = tonumber(v[10]) or 0
+  u.raw_plans = v[11] or nil
+  u.next_allowance = tonumber(v[12]) or (v[11] and 0 or FAR_FUTURE_MS)
   u.deltas, u.stat, u.forfeited = {}, {}, 0
-  u.to_finish, u.details = {}, {}
+  u.to_finish, u.details, u.later = {}, {}, {}
   return u
 end
 
@@ -72,6 +75,7 @@ local function ensure_account(u)
     u.lots = {}
     u.next_expiry, u.next_purge = FAR_FUTURE_MS, FAR_FUTURE_MS
     u.next_lot, u.next_lot_purge = FAR_FUTURE_MS, FAR_FUTURE_MS
+    u.next_allowance = FAR_FUTURE_MS
     u.hints_changed = true
   end
 end
@@ -84,7 +88,14 @@ local function state_fields(u, fields)
     fields[n + 3], fields[n + 4] = 'np', fmt(u.next_purge)
     fields[n + 5], fields[n + 6] = 'nl', fmt(u.next_lot)
     fields[n + 7], fields[n + 8] = 'nq', fmt(u.next_lot_purge)
+    fields[n + 9], fields[n + 10] = 'na', fmt(u.next_allowance)
     u.hints_changed = false
+  end
+  if u.plans_dirty then
+    local n = #fields
+    fields[n + 1], fields[n + 2] = 'PL', cjson.encode(u.plans)
+    fields[n + 3], fields[n + 4] = 'na', fmt(u.next_allowance)
+    u.plans_dirty = false
   end
   if u.lots_dirty then
     local n = #fields
@@ -96,12 +107,12 @@ local function state_fields(u, fields)
 end
 
 -- Is any upkeep due that a decision depends on (a hold to close, a lot to start
--- or expire)? Then a script decides nothing and answers {"upkeep"}: the client
+-- or expire, an allowance period to grant)? Then a script decides nothing and answers {"upkeep"}: the client
 -- runs run_upkeep.lua (bounded calls) and calls again. The hints are only ever
 -- early, so this is never late, and it costs nothing when nothing is due.
 local function upkeep_due(u)
   if not u.created then
     return false
   end
-  return u.next_expiry <= NOW_MS or u.next_lot <= NOW_MS
+  return u.next_expiry <= NOW_MS or u.next_lot <= NOW_MS or u.next_allowance <= NOW_MS
 end

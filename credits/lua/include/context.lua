@@ -3,7 +3,7 @@
 --            TIME, so every app server agrees on it whatever its own clock says;
 --            or now_ms from a client's explicit clock= override (tests, imports)
 --   ARGV[2]  the client's configuration, "|"-separated (credits/keys.py, config_arg):
---            1: lot expiring notice (ms)
+--            1: lot expiring notice (ms), 2: a balance alert for every user ('' = none)
 -- Replies are arrays whose first element is a status word; credits/replies.py maps
 -- every word to a result or a typed error.
 -- Credits are integers below 2^53, formatted with %d (never tostring, which goes to 1e+15).

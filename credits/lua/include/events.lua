@@ -16,3 +16,16 @@ local function emit(u, kind, data)
   redis.call('XADD', u.outbox, 'MAXLEN', '~', OUTBOX_EVENTS_MAX, '*',
     't', kind, 'u', u.escaped, 'd', cjson.encode(data))
 end
+
+-- An event decided before its change is written: it goes out right after the
+-- change's log entry (append), never before it, so a refused change emits nothing.
+local function emit_after_change(u, kind, data)
+  u.later[#u.later + 1] = { kind, data }
+end
+
+local function emit_decided(u)
+  for _, event in ipairs(u.later) do
+    emit(u, event[1], event[2])
+  end
+  u.later = {}
+end

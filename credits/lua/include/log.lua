@@ -1,5 +1,6 @@
 -- log: the user's event stream. Field names come from credits/log_format.py.
 --- @include "account"
+--- @include "plans"
 local F = __LOG_FIELDS__
 
 -- Stream ids must grow even when the clock steps back: then the event is
@@ -66,6 +67,20 @@ local function save_hints(u)
   end
 end
 
+-- Write a configuration change (no event): an account made by it has a zero
+-- balance and an empty log, which is what a log with no events adds up to.
+local function save_state(u)
+  if u.is_new then
+    local fields = { 'bal', '0', 'held', '0', 'ct', u.created }
+    u.lots_dirty, u.hints_changed = true, true
+    redis.call('HSET', u.account, unpack(state_fields(u, fields)))
+    redis.call('SADD', u.users, u.escaped)
+    u.is_new = false
+  else
+    save_hints(u)
+  end
+end
+
 -- Append one event and move the cached balance and held by its deltas. The
 -- invariant checks run before any write, and the XADD is the event's first
 -- write, so a refused event leaves nothing behind. A new account is written here.
@@ -92,7 +107,10 @@ local function append(u, kind, amount, balance_delta, held_delta, action, meta, 
     u.forfeited = 0
   end
   redis.call('XADD', u.log, id, unpack(entry))
+  local before = u.bal
   u.bal, u.held, u.lid = bal, held, id
+  emit_decided(u)
+  balance_crossings(u, before, bal, id)
   local fields = { 'bal', fmt(bal), 'held', fmt(held), 'lid', id }
   if u.is_new then
     fields[#fields + 1], fields[#fields + 2] = 'ct', u.created

@@ -10,6 +10,7 @@
 --- @include "lots"
 --- @include "lot_index"
 --- @include "events"
+--- @include "allowances"
 --- @include "purge"
 
 -- Close one open hold whose time has come: its pins go back to their lots, with
@@ -17,6 +18,7 @@
 local function expire_hold(u, hold_id, rec)
   local amount = tonumber(rec.a)
   local returned = give_back(u, pins_of(rec), 0, rec.c)
+  uncount(u, rec.lw, amount)
   local id = append(u, 'expire', amount, returned, -amount, rec.c, '', hold_id, '')
   close_hold(u, hold_id, rec, 'expired')
   emit(u, 'reservation.expired', { hold = hold_id, amount = amount, action = rec.c, tx = id })
@@ -106,16 +108,27 @@ local function lot_upkeep(u, budget)
   return next_ms > NOW_MS, budget
 end
 
+-- Allowances renew before lots move: a period's end is also its allowance lot's
+-- expiry, and what remains of that lot rolls over before it expires.
+local function plans_and_lots_upkeep(u, budget)
+  local complete, used = allowance_upkeep(u, math.min(budget, ALLOWANCE_RENEWALS_MAX))
+  if not complete then
+    return false, used
+  end
+  local done, applied = lot_upkeep(u, budget - used)
+  return done, used + applied
+end
+
 -- Lazy upkeep every per-user script runs before its own work. Returns true when
--- it is complete (nothing expired is left open, no lot transition is due).
--- Costs nothing but the account read when nothing is due.
+-- it is complete (nothing expired is left open, no allowance period or lot
+-- transition is due). Costs nothing but the account read when nothing is due.
 local function upkeep(u)
   if not u.created then
     return true
   end
   local complete = expire_due_holds(u, LAZY_EXPIRE_MAX)
   if complete then
-    complete = lot_upkeep(u, LOT_UPKEEP_MAX)
+    complete = plans_and_lots_upkeep(u, LOT_UPKEEP_MAX)
   end
   housekeeping(u)
   return complete

@@ -1,0 +1,150 @@
+-- allowances: recurring grants, renewed inside the user's own calls (lazily) or by
+-- the beat (credits.tasks.renew_allowances), whichever comes first. A script runs
+-- alone and an allowance remembers the period it granted (ps), so a period is
+-- granted at most once per (user, name, period) whoever gets there first.
+-- Periods nobody touched are never granted afterwards: a renewal grants the
+-- period that holds now, and rolls over only from the period just before it.
+-- An allowance (see plans.lua, field al): a amount, e every, n anchor ms,
+-- r rollover_max, p priority, s scope, ps/pe the period granted, l its allowance
+-- lots, g what they granted in all, nx terms that take over when the period ends.
+--- @include "grant"
+local ALLOWANCE_RENEWALS_MAX = __ALLOWANCE_RENEWALS_PER_CALL_MAX__
+
+-- The lots of an allowance period: derived ids, so a period's lot cannot be made twice.
+local function period_lot_id(u, name, start, kind)
+  return derived_lot_id(u.escaped, name, fmt(start), kind)
+end
+
+-- The next time any allowance of the user is due: the end of the period that
+-- holds now, a first period that starts later, or the switch to changed terms.
+-- Always after now once renew_allowance has run, so the upkeep never spins.
+-- Kept in the account's hint na and the bucket's renewal index.
+local function next_allowance_time(u)
+  local plans = plans_of(u)
+  local next_ms = FAR_FUTURE_MS
+  for _, a in pairs(plans and plans.al or {}) do
+    local _, t = period_of(a.e, tonumber(a.n), NOW_MS)
+    t = t or tonumber(a.n)
+    if a.nx and a.pe and tonumber(a.pe) < t then
+      t = tonumber(a.pe)
+    end
+    if t < next_ms then
+      next_ms = t
+    end
+  end
+  return next_ms
+end
+
+local function set_next_allowance(u, next_ms)
+  if next_ms ~= u.next_allowance then
+    u.next_allowance = next_ms
+    u.hints_changed = true
+  end
+  if next_ms < FAR_FUTURE_MS then
+    redis.call('ZADD', u.renew_due, next_ms, u.escaped)
+  else
+    redis.call('ZREM', u.renew_due, u.escaped)
+  end
+end
+
+-- Grant `amount` of allowance `name` for the period [start, stop): an allowance lot
+-- in effect for the period and expiring at its end, with an 'allowance' event.
+local function grant_allowance_lot(u, name, a, start, stop, amount, kind)
+  if amount <= 0 or u.bal + u.held + amount > USER_TOTAL_MAX then
+    return nil
+  end
+  ensure_account(u)
+  local lot_id = period_lot_id(u, name, start, kind)
+  local lot, terms, delta = new_lot(u, lot_id, 'allowance', a.p, amount, start, stop, a.s,
+    'allowance', true)
+  local meta = cjson.encode({ allowance = name, period_start = fmt(start), period_end = fmt(stop) })
+  local tx = append(u, 'allowance', amount, delta, 0, 'allowance', meta, '', name, terms)
+  write_lot_details(u, lot_id, meta, tx)
+  a.l[#a.l + 1] = lot_id
+  a.g = fmt(tonumber(a.g or '0') + amount)
+  return lot_id, tx
+end
+
+-- At a period's end what remains of its allowance lots, up to rollover_max, moves
+-- into a rollover lot that expires at the end of the next period (a 'rollover'
+-- event: the balance does not move, the credits change lots).
+local function roll_over(u, name, a, start, stop)
+  local room = tonumber(a.r)
+  local moves, total = {}, 0
+  for _, id in ipairs(a.l or {}) do
+    local lot = find_lot(u, id)
+    if room > 0 and lot and lot.st == 'active' and tonumber(lot.r) > 0 then
+      local n = math.min(tonumber(lot.r), room)
+      moves[#moves + 1] = { lot = lot, n = n }
+      room, total = room - n, total + n
+    end
+  end
+  if total == 0 then
+    return 0
+  end
+  local lot_id = period_lot_id(u, name, start, 'rollover')
+  for _, move in ipairs(moves) do
+    lot_delta(u, move.lot, -move.n)
+  end
+  local _, terms = new_lot(u, lot_id, 'rollover', a.p, total, start, stop, a.s, 'allowance', true)
+  local meta = cjson.encode({ allowance = name, period_start = fmt(start), period_end = fmt(stop) })
+  local tx = append(u, 'rollover', total, 0, 0, 'allowance', meta, '', name, terms)
+  write_lot_details(u, lot_id, meta, tx)
+  for _, move in ipairs(moves) do
+    finish_if_done(u, move.lot)
+  end
+  return total
+end
+
+-- Renew one allowance if the period that holds now is not granted yet. Returns
+-- true when it granted one.
+local function renew_allowance(u, name, a)
+  if a.nx and a.pe and tonumber(a.pe) <= NOW_MS then
+    -- terms changed for the next period take over now that it has come
+    for k, v in pairs(a.nx) do
+      a[k] = v
+    end
+    a.n = a.n or a.pe
+    a.nx = nil
+  end
+  local start, stop = period_of(a.e, tonumber(a.n), NOW_MS)
+  if not start or (a.ps and tonumber(a.ps) == start) then
+    return false
+  end
+  local rolled = 0
+  if a.pe and tonumber(a.pe) == start and tonumber(a.r) > 0 then
+    rolled = roll_over(u, name, a, start, stop)
+  end
+  a.ps, a.pe, a.l, a.g = fmt(start), fmt(stop), {}, '0'
+  local lot_id, tx = grant_allowance_lot(u, name, a, start, stop, tonumber(a.a), 'period')
+  u.plans_dirty = true
+  emit(u, 'allowance.renewed', { allowance = name, lot = lot_id, amount = a.g,
+    rolled_over = fmt(rolled), period_start = a.ps, period_end = a.pe, tx = tx })
+  return true
+end
+
+-- Renew every allowance that is due, at most `budget`; returns true when none is
+-- left due, and how many it renewed.
+local function allowance_upkeep(u, budget)
+  if u.next_allowance > NOW_MS then
+    return true, 0
+  end
+  local plans = plans_of(u)
+  local names = {}
+  for name in pairs(plans and plans.al or {}) do
+    names[#names + 1] = name
+  end
+  table.sort(names)  -- one order on every replica and every replay
+  local used = 0
+  for _, name in ipairs(names) do
+    if used >= budget then
+      break
+    end
+    if renew_allowance(u, name, plans.al[name]) then
+      used = used + 1
+    end
+  end
+  local next_ms = next_allowance_time(u)
+  set_next_allowance(u, next_ms)
+  return next_ms > NOW_MS, used
+end
