@@ -101,8 +101,6 @@ ALLOWANCE_ANCHOR_MS_MAX = AMOUNT_MAX - 2 * 366 * 24 * 60 * 60 * 1000
 # Each allowance holds at most 3 active lots (this period's, a raise for it, the
 # rollover), and one top-up lot is granted per confirmation.
 PLAN_LOTS_HEADROOM = 3 * ALLOWANCES_PER_USER_MAX + 8
-# Allowance renewals one upkeep call applies at most (each writes up to two events).
-ALLOWANCE_RENEWALS_PER_CALL_MAX = ALLOWANCES_PER_USER_MAX
 # Auto top-up: failed payments in a row that switch it off; recent confirmations
 # remembered so a repeated confirm_topup returns its first result.
 TOPUP_FAILURES_MAX = 3

@@ -1,7 +1,7 @@
 -- lot_sweep.lua: renew allowances and start and expire lots of users who never come
 -- back, for the beat (expire_lots walks the bucket's lot index, renew_allowances its
--- renewal index; each user's due upkeep is applied whichever index found it, allowances
--- first, so a period's unused credits roll over before its lot expires).
+-- renewal index). Each user's due upkeep is applied whichever index found it, in the
+-- order it fell due (include/upkeep.lua), as the user's own next call would.
 -- due.lua read the index (users whose next lot transition or allowance period is due);
 -- the client passes each user's keys, so every key is declared and all share the
 -- bucket's slot. One call applies at most LOT_UPKEEP_PER_CALL_MAX transitions in
@@ -20,7 +20,7 @@ for i = 1, n_users do
     redis.call('ZREM', u.lot_due, u.escaped)
     redis.call('ZREM', u.renew_due, u.escaped)
   elseif budget > 0 then
-    local _, used = plans_and_lots_upkeep(u, budget)
+    local _, used = upkeep_in_order(u, budget)
     budget, applied = budget - used, applied + used
     -- the index entries that brought the sweep here are now exact
     index_next_lot(u)

@@ -8,31 +8,36 @@
 -- r rollover_max, p priority, s scope, ps/pe the period granted, l its allowance
 -- lots, g what they granted in all, nx terms that take over when the period ends.
 --- @include "grant"
-local ALLOWANCE_RENEWALS_MAX = __ALLOWANCE_RENEWALS_PER_CALL_MAX__
 
 -- The lots of an allowance period: derived ids, so a period's lot cannot be made twice.
 local function period_lot_id(u, name, start, kind)
   return derived_lot_id(u.escaped, name, fmt(start), kind)
 end
 
--- The next time any allowance of the user is due: the end of the period that
--- holds now, a first period that starts later, or the switch to changed terms.
--- Always after now once renew_allowance has run, so the upkeep never spins.
--- Kept in the account's hint na and the bucket's renewal index.
-local function next_allowance_time(u)
+-- When an allowance is next due: the end of the period it granted last, or its
+-- anchor before its first. renew_allowance always leaves it after now, so the
+-- upkeep never spins on an allowance.
+local function allowance_due(a)
+  return tonumber(a.pe or a.n)
+end
+
+-- The allowance due first, by due time then name (one order on every replica):
+-- its due time and name; FAR_FUTURE_MS when the user has none.
+local function first_due_allowance(u)
   local plans = plans_of(u)
-  local next_ms = FAR_FUTURE_MS
-  for _, a in pairs(plans and plans.al or {}) do
-    local _, t = period_of(a.e, tonumber(a.n), NOW_MS)
-    t = t or tonumber(a.n)
-    if a.nx and a.pe and tonumber(a.pe) < t then
-      t = tonumber(a.pe)
-    end
-    if t < next_ms then
-      next_ms = t
+  local due_ms, due_name = FAR_FUTURE_MS, nil
+  for name, a in pairs(plans and plans.al or {}) do
+    local t = allowance_due(a)
+    if t < due_ms or (t == due_ms and due_name and name < due_name) then
+      due_ms, due_name = t, name
     end
   end
-  return next_ms
+  return due_ms, due_name
+end
+
+-- Kept in the account's hint na and the bucket's renewal index.
+local function next_allowance_time(u)
+  return (first_due_allowance(u))
 end
 
 local function set_next_allowance(u, next_ms)
@@ -57,11 +62,13 @@ local function grant_allowance_lot(u, name, a, start, stop, amount, kind)
   local lot_id = period_lot_id(u, name, start, kind)
   local lot, terms, delta = new_lot(u, lot_id, 'allowance', a.p, amount, start, stop, a.s,
     'allowance', true)
+  -- the plans change before the event, so the event's write of the account has them
+  a.l[#a.l + 1] = lot_id
+  a.g = fmt(tonumber(a.g or '0') + amount)
+  u.plans_dirty = true
   local meta = cjson.encode({ allowance = name, period_start = fmt(start), period_end = fmt(stop) })
   local tx = append(u, 'allowance', amount, delta, 0, 'allowance', meta, '', name, terms)
   write_lot_details(u, lot_id, meta, tx)
-  a.l[#a.l + 1] = lot_id
-  a.g = fmt(tonumber(a.g or '0') + amount)
   return lot_id, tx
 end
 
@@ -97,18 +104,25 @@ local function roll_over(u, name, a, start, stop)
 end
 
 -- Renew one allowance if the period that holds now is not granted yet. Returns
--- true when it granted one.
+-- true when it granted one. Whatever it does, the allowance is due after now
+-- when it returns.
 local function renew_allowance(u, name, a)
-  if a.nx and a.pe and tonumber(a.pe) <= NOW_MS then
-    -- terms changed for the next period take over now that it has come
-    for k, v in pairs(a.nx) do
-      a[k] = v
-    end
-    a.n = a.n or a.pe
+  local nx = a.nx
+  if nx and a.pe and tonumber(a.pe) <= NOW_MS then
+    -- terms changed for the next period take over now that it has come; a new
+    -- schedule without an anchor of its own starts where this period ended
+    a.a, a.e, a.r, a.p, a.s = nx.a, nx.e, nx.r, nx.p, nx.s
+    a.n = nx.n or a.pe
     a.nx = nil
   end
+  u.plans_dirty = true
   local start, stop = period_of(a.e, tonumber(a.n), NOW_MS)
-  if not start or (a.ps and tonumber(a.ps) == start) then
+  if not start then
+    a.ps, a.pe = nil, nil  -- a schedule that starts later: due at its anchor
+    return false
+  end
+  if a.ps and tonumber(a.ps) == start then
+    a.pe = fmt(stop)  -- this period is granted (a new schedule may have moved its end)
     return false
   end
   local rolled = 0
@@ -121,30 +135,4 @@ local function renew_allowance(u, name, a)
   emit(u, 'allowance.renewed', { allowance = name, lot = lot_id, amount = a.g,
     rolled_over = fmt(rolled), period_start = a.ps, period_end = a.pe, tx = tx })
   return true
-end
-
--- Renew every allowance that is due, at most `budget`; returns true when none is
--- left due, and how many it renewed.
-local function allowance_upkeep(u, budget)
-  if u.next_allowance > NOW_MS then
-    return true, 0
-  end
-  local plans = plans_of(u)
-  local names = {}
-  for name in pairs(plans and plans.al or {}) do
-    names[#names + 1] = name
-  end
-  table.sort(names)  -- one order on every replica and every replay
-  local used = 0
-  for _, name in ipairs(names) do
-    if used >= budget then
-      break
-    end
-    if renew_allowance(u, name, plans.al[name]) then
-      used = used + 1
-    end
-  end
-  local next_ms = next_allowance_time(u)
-  set_next_allowance(u, next_ms)
-  return next_ms > NOW_MS, used
 end
