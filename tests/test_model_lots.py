@@ -7,15 +7,17 @@ step the ledger's lots must equal the model's, lot by lot, and the balance and
 held their sums. Drawdown comes from :mod:`credits.lots.rules` (the Python
 twin of ``lots.lua``), the settle arithmetic from the contract's rules. Time is
 an explicit clock standing for the server's; the lazy upkeep is modelled in
-the ledger's order: due holds give their pins back first, then lots start and
-expire, earliest first.
+the ledger's order: every due step (a hold expiring, a lot starting or
+expiring) in the order it fell due, holds first at the same moment.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -88,10 +90,18 @@ class ModelHold:
     first_result: Any = None
 
 
+Step = tuple[int, int, str, Callable[[], None]]
+
+
 @dataclass
 class Model:
     lots: dict[str, ModelLot] = field(default_factory=dict)
     holds: dict[str, ModelHold] = field(default_factory=dict)
+    seq: int = 0  # the ledger's lot sequence: every lot made, in order
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
 
     def finish_done(self) -> None:
         for lot in self.lots.values():
@@ -129,32 +139,41 @@ class Model:
         self.finish_done()
         return returned, forfeited
 
-    def upkeep(self, now_ms: int) -> None:
-        for hold in self.holds.values():
+    def expire_hold(self, hold: ModelHold) -> None:
+        hold.status = "expired"
+        self.give_back(hold.pins, 0)
+
+    def lot_transition(self, lot: ModelLot, kind: str) -> None:
+        if kind == "start":
+            lot.status = "active"
+        else:
+            lot.expired += lot.remaining
+            lot.remaining = 0
+            lot.status = "expired"
+        self.finish_done()
+
+    def due_steps(self, now_ms: int) -> list[Step]:
+        """What is due by now: (due time, class, tie-break, apply). Holds come before lots
+        at the same moment, as in the ledger."""
+        steps: list[Step] = []
+        for rid, hold in self.holds.items():
             if hold.status == "open" and hold.expires_ms <= now_ms:
-                hold.status = "expired"
-                self.give_back(hold.pins, 0)
-        while True:
-            due: list[tuple[int, str, ModelLot]] = []
-            for lot in self.lots.values():
-                if lot.status == "pending" and lot.effective_at <= now_ms:
-                    due.append((lot.effective_at, "start", lot))
-                elif (
-                    lot.status == "active"
-                    and lot.expires_at is not None
-                    and lot.expires_at <= now_ms
-                ):
-                    due.append((lot.expires_at, "expire", lot))
-            if not due:
-                return
-            _, kind, lot = min(due, key=lambda d: (d[0], d[2].seq))
-            if kind == "start":
-                lot.status = "active"
-            else:
-                lot.expired += lot.remaining
-                lot.remaining = 0
-                lot.status = "expired"
-            self.finish_done()
+                steps.append((hold.expires_ms, 0, rid, partial(self.expire_hold, hold)))
+        for lot in self.lots.values():
+            if lot.status == "pending" and lot.effective_at <= now_ms:
+                steps.append(
+                    (lot.effective_at, 2, str(lot.seq), partial(self.lot_transition, lot, "start"))
+                )
+            elif lot.status == "active" and lot.expires_at is not None and lot.expires_at <= now_ms:
+                steps.append(
+                    (lot.expires_at, 2, str(lot.seq), partial(self.lot_transition, lot, "expire"))
+                )
+        return steps
+
+    def upkeep(self, now_ms: int) -> None:
+        """Everything due, in the order it fell due: the ledger's upkeep, lazily or by a sweep."""
+        while steps := self.due_steps(now_ms):
+            min(steps, key=lambda step: step[:3])[3]()
 
 
 class LotMachine(RuleBasedStateMachine):
@@ -172,7 +191,6 @@ class LotMachine(RuleBasedStateMachine):
         self.ledger, self._close = make_ledger(self.client_kind, self.redis_url, clock=self.clock)
         self.user = f"lots-{uuid.uuid4().hex}"
         self.model = Model()
-        self.seq = 0
 
     def teardown(self) -> None:
         self._close()
@@ -211,14 +229,14 @@ class LotMachine(RuleBasedStateMachine):
             effective_at=effective,
             scope=list(scope) if scope else None,
         )
-        self.seq += 1
+        seq = self.model.next_seq()
         pending = effective is not None and effective > now
         self.model.lots[result.lot_id] = ModelLot(
             id=result.lot_id,
             priority=priority,
             expires_at=expires,
             effective_at=effective or now,
-            seq=self.seq,
+            seq=seq,
             scope=frozenset(scope) if scope else None,
             amount=amount,
             remaining=amount,

@@ -92,7 +92,7 @@ local function set_allowance()
     if a.ps then
       local raise = tonumber(a.a) - tonumber(a.g or '0')
       if raise > 0 and tonumber(a.pe) > NOW_MS then
-        grant_allowance_lot(u, name, a, tonumber(a.ps), tonumber(a.pe), raise, 'raise:' .. a.g)
+        grant_allowance_lot(u, name, a, tonumber(a.ps), tonumber(a.pe), raise)
       end
     end
   else

@@ -9,9 +9,12 @@
 -- lots, g what they granted in all, nx terms that take over when the period ends.
 --- @include "grant"
 
--- The lots of an allowance period: derived ids, so a period's lot cannot be made twice.
-local function period_lot_id(u, name, start, kind)
-  return derived_lot_id(u.escaped, name, fmt(start), kind)
+-- The id of the next lot the ledger makes for a period: derived from the user and
+-- the lot's sequence number, so it is unique in the user (a period granted again
+-- after its allowance was removed and set anew gets a new lot) and the same on
+-- every replica.
+local function period_lot_id(u)
+  return derived_lot_id(u.escaped, fmt(u.lot_seq + 1))
 end
 
 -- When an allowance is next due: the end of the period it granted last, or its
@@ -54,12 +57,12 @@ end
 
 -- Grant `amount` of allowance `name` for the period [start, stop): an allowance lot
 -- in effect for the period and expiring at its end, with an 'allowance' event.
-local function grant_allowance_lot(u, name, a, start, stop, amount, kind)
+local function grant_allowance_lot(u, name, a, start, stop, amount)
   if amount <= 0 or u.bal + u.held + amount > USER_TOTAL_MAX then
     return nil
   end
   ensure_account(u)
-  local lot_id = period_lot_id(u, name, start, kind)
+  local lot_id = period_lot_id(u)
   local lot, terms, delta = new_lot(u, lot_id, 'allowance', a.p, amount, start, stop, a.s,
     'allowance', true)
   -- the plans change before the event, so the event's write of the account has them
@@ -89,7 +92,7 @@ local function roll_over(u, name, a, start, stop)
   if total == 0 then
     return 0
   end
-  local lot_id = period_lot_id(u, name, start, 'rollover')
+  local lot_id = period_lot_id(u)
   for _, move in ipairs(moves) do
     lot_delta(u, move.lot, -move.n)
   end
@@ -130,7 +133,7 @@ local function renew_allowance(u, name, a)
     rolled = roll_over(u, name, a, start, stop)
   end
   a.ps, a.pe, a.l, a.g = fmt(start), fmt(stop), {}, '0'
-  local lot_id, tx = grant_allowance_lot(u, name, a, start, stop, tonumber(a.a), 'period')
+  local lot_id, tx = grant_allowance_lot(u, name, a, start, stop, tonumber(a.a))
   u.plans_dirty = true
   emit(u, 'allowance.renewed', { allowance = name, lot = lot_id, amount = a.g,
     rolled_over = fmt(rolled), period_start = a.ps, period_end = a.pe, tx = tx })

@@ -49,7 +49,13 @@ local function limit_refusal(u, action, amount)
   if not plans or not plans.sl then
     return nil
   end
-  for name, limit in pairs(plans.sl) do
+  local names = {}
+  for name in pairs(plans.sl) do
+    names[#names + 1] = name
+  end
+  table.sort(names)  -- the same limit is reported whatever the table's order
+  for _, name in ipairs(names) do
+    local limit = plans.sl[name]
     if in_scope(limit.s, action) then
       local start = window_of(limit.e, NOW_MS)
       local used = tonumber(limit.ws) == start and tonumber(limit.u) or 0
