@@ -59,7 +59,7 @@ def test_demo_with_no_redis_configured_starts_its_own(tmp_path: Path) -> None:
     done = credits_cli("demo", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "a redis-server started for this demo" in done.stdout
-    assert "All 15 checks held." in done.stdout
+    assert "All 18 checks held." in done.stdout
     assert "✗" not in done.stdout
 
 

@@ -15,7 +15,14 @@ and exits 0 only when every check held. The story:
    (what beat runs every minute) gives the credits back. No waiting: the hold
    is made by a client whose clock runs two minutes behind, so it is already
    due by the worker's real clock.
-5. Reconcile: every user's cached balance against its log.
+5. Lots: a promotional grant is spent first; an expired trial is gone at once.
+6. Plans: cara subscribes to 1,000 credits a month with up to 500 rolling
+   over, spends 300, and a month later her first call renews the plan: a new
+   1,000 and a 500 rollover (the 200 past the cap end with the old period).
+   A daily limit of 200 then refuses a request that would pass it (what an
+   app turns into HTTP 429). No waiting: her month-later calls go through a
+   client whose clock runs 32 days ahead.
+7. Reconcile: every user's cached balance against its log.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from credits.client import Credits
-from credits.errors import InsufficientCreditsError
+from credits.errors import InsufficientCreditsError, LimitExceededError
 from credits.pricing import PricingEngine
 
 TASK_TIMEOUT_S: Final = 30.0
@@ -36,6 +43,11 @@ EXPIRED_HOLD_TTL_S: Final = 60
 HOLD_TTL_S: Final = 15 * 60
 HEARTBEAT_TTL_S: Final = 60 * 60
 PROMO_TTL_S: Final = 30 * 24 * 60 * 60  # a promotional grant good for 30 days
+AHEAD_S: Final = 32 * 24 * 60 * 60  # past one month boundary, never two (months are 28-31 days)
+
+PLAN_MONTHLY: Final = 1000
+PLAN_ROLLOVER_MAX: Final = 500
+DAILY_LIMIT: Final = 200
 
 ANA_CREDITS: Final = 2000  # chat, canvas and video
 BEN_CREDITS: Final = 2400  # training
@@ -95,13 +107,14 @@ class _Story:
         self.tasks = tasks
         self.ana = f"demo-{run_id}-ana"
         self.ben = f"demo-{run_id}-ben"
+        self.cara = f"demo-{run_id}-cara"
         self.prices = PricingEngine()
         self.checks: list[Check] = []
 
     def check(self, app: str, step: str, expected: object, got: object) -> None:
         self.checks.append(Check(app, step, _show(expected), _show(got), expected == got))
 
-    def play(self, ledger: Credits, behind: Credits) -> None:
+    def play(self, ledger: Credits, behind: Credits, ahead: Credits) -> None:
         ana, ben = self.ana, self.ben
         ledger.initialize_user(ana, ANA_CREDITS)
         ledger.initialize_user(ben, BEN_CREDITS)
@@ -217,11 +230,50 @@ class _Story:
             (ledger.get_lot(trial).status, ledger.get_balance(ana)),
         )
 
+        self.plans(ledger, ahead)
+
         # Reconcile: the cached balances against the logs.
         report = self.tasks.reconcile(fix=False)
         ours = [ledger.verify_balance(user).valid for user in (ana, ben)]
-        self.check("beat", "the reconcile task checks every user", True, report["checked"] >= 2)
-        self.check("ledger", "ana's and ben's balances equal their logs", [True, True], ours)
+        ours.append(ahead.verify_balance(self.cara).valid)
+        self.check("beat", "the reconcile task checks every user", True, report["checked"] >= 3)
+        self.check("ledger", "every demo user's balance equals its log", [True] * 3, ours)
+
+    def plans(self, ledger: Credits, ahead: Credits) -> None:
+        """A month boundary with rollover, then a daily limit refusing, on cara's plan."""
+        cara = self.cara
+        ledger.set_allowance(
+            cara, "monthly", PLAN_MONTHLY, every="month", rollover_max=PLAN_ROLLOVER_MAX
+        )
+        ledger.deduct(cara, 300, "video_generation")
+        self.check(
+            "plans",
+            "cara: 1000 a month, 500 may roll over; spends 300 (balance)",
+            700,
+            ledger.get_balance(cara),
+        )
+        # A month later: her first call renews the plan (the beat would, had it run first).
+        lots = ahead.list_lots(cara, status="active")
+        renewed = " + ".join(sorted(f"{lot.category} {lot.remaining}" for lot in lots))
+        self.check(
+            "plans",
+            "a month later: new period + capped rollover (lots / balance)",
+            ("allowance 1000 + rollover 500", 1500),
+            (renewed, ahead.get_balance(cara)),
+        )
+        ahead.set_limit(cara, "daily", DAILY_LIMIT, every="day")
+        ahead.deduct(cara, 150, "video_generation")
+        try:
+            ahead.deduct(cara, 100, "video_generation")
+            refused = "charged"
+        except LimitExceededError as exc:
+            refused = f"429: {exc.limit} {exc.amount}, used {exc.used}, requested {exc.requested}"
+        self.check(
+            "plans",
+            "daily limit 200: 150 spent, then 100 more is refused",
+            "429: daily 200, used 150, requested 100",
+            refused,
+        )
 
 
 def _show(value: object) -> str:
@@ -245,9 +297,10 @@ def run_story(
     with (
         Credits(redis_url, cluster=cluster, clock=clock) as ledger,
         Credits(redis_url, cluster=cluster, clock=lambda: clock() - BEHIND_S) as behind,
+        Credits(redis_url, cluster=cluster, clock=lambda: clock() + AHEAD_S) as ahead,
     ):
         try:
-            story.play(ledger, behind)
+            story.play(ledger, behind, ahead)
         except Exception as exc:  # reported as a failed check, not swallowed
             story.checks.append(
                 Check("demo", "the story ran to the end", "no error", repr(exc), False)
