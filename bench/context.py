@@ -37,6 +37,8 @@ class Sizes:
     sweep_open: int
     sweep_users: int
     sweep_rounds: int
+    renew_due: int  # users on a daily allowance, renewed every round
+    renew_not_due: int  # users on a yearly allowance beside them, never due in the run
     celery_tasks: int
     celery_rounds: int
     webhook_events: int  # events per side per round, delivery throughput row
@@ -68,6 +70,8 @@ FULL = Sizes(
     sweep_open=1_000_000,
     sweep_users=10_000,
     sweep_rounds=2,
+    renew_due=10_000,
+    renew_not_due=1_000_000,
     celery_tasks=1000,
     celery_rounds=3,
     webhook_events=5000,
@@ -95,6 +99,8 @@ QUICK = Sizes(
     sweep_open=10_000,
     sweep_users=200,
     sweep_rounds=1,
+    renew_due=500,
+    renew_not_due=10_000,
     celery_tasks=200,
     celery_rounds=1,
     webhook_events=500,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.context import Measure
 from bench.measures import (
+    alert_deduct,
     async_deduct,
     bulk,
     celery_settle,
@@ -11,6 +12,8 @@ from bench.measures import (
     hot_user_pg,
     http_deduct,
     memory,
+    plan_deduct,
+    renew_sweep,
     replicated_deduct,
     reserve_settle,
     server_clock,
@@ -25,6 +28,8 @@ ALL: tuple[Measure, ...] = (
     sync_deduct.MEASURE,
     server_clock.MEASURE,
     replicated_deduct.MEASURE,
+    plan_deduct.MEASURE,
+    alert_deduct.MEASURE,
     async_deduct.MEASURE,
     bulk.MEASURE,
     hot_user_pg.MEASURE,
@@ -33,6 +38,7 @@ ALL: tuple[Measure, ...] = (
     reserve_settle.MEASURE,
     slowlog.MEASURE,
     sweep.MEASURE,
+    renew_sweep.MEASURE,
     celery_settle.MEASURE,
     webhook_delivery.MEASURE,
     webhook_isolation.MEASURE,

@@ -184,7 +184,9 @@ def event_ids_of(client: redis.Redis, user: str) -> list[str]:
     from credits.keys import user_keys
 
     keys = user_keys(user)
-    entries = client.xrevrange(keys.outbox, "+", "-", count=200)
+    entries: list[tuple[str, dict[str, str]]] = client.xrevrange(  # type: ignore[assignment]
+        keys.outbox, "+", "-", count=200
+    )
     return [event_id(keys.bucket, i) for i, f in entries if f.get("u") == keys.escaped]
 
 
