@@ -14,8 +14,13 @@ Why it looks like this:
   an HMAC of the session, checked in constant time, plus an ``Origin`` check
   when the browser sends one. SameSite=Strict alone already keeps other sites'
   forms from carrying the cookie; the token also covers old browsers.
-* Lots will be one more section of the user page (``list_lots``), next to the
-  open holds.
+* The user page shows what the user is configured with, next to what they
+  hold: lots, allowances (the period granted last and what it granted), spend
+  limits (used of amount in the current window), alerts (whether the balance is
+  below each now) and auto top-up (on or off, the open request, failed
+  payments), so "why was this refused?" and "why did top-up stop?" are
+  answered on one page. They are read only here; changes go through the API
+  or the CLI, which check and log them.
 """
 
 from __future__ import annotations
@@ -246,6 +251,12 @@ async def user_page(
         )
         holds = await ledger.list_reservations(user_id, "open", limit=limits.ADMIN_HOLDS_SHOWN_MAX)
         lots = await ledger.list_lots(user_id)
+        allowances, spend_limits, alerts, topup = await asyncio.gather(
+            ledger.list_allowances(user_id),
+            ledger.list_limits(user_id),
+            ledger.list_alerts(user_id),
+            ledger.get_auto_topup(user_id),
+        )
         points = (
             await _chart_points(ledger, user_id, account.created_at)
             if account.created_at is not None
@@ -267,6 +278,10 @@ async def user_page(
         page=page,
         holds=holds,
         lots=lots,
+        allowances=allowances,
+        spend_limits=spend_limits,
+        alerts=alerts,
+        topup=topup,
         chart=balance_chart(points),
         before=before,
         user_url=_user_url(user_id),

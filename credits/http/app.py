@@ -1,6 +1,7 @@
 """The ASGI app: ``create_app()`` for tests and ``credits serve``; ``credits.http:app`` for uvicorn.
 
-What is mounted: the JSON API (:mod:`credits.http.routes`) under ``/v1``, the
+What is mounted: the JSON API (:mod:`credits.http.routes`, and the plans'
+:mod:`credits.http.plan_routes`) under ``/v1``, the
 admin page (:mod:`credits.http.admin`) under ``/admin``, ``GET /healthz``
 (open, for load balancers: 200 when Redis answers, 503 otherwise),
 ``GET /metrics`` (Prometheus; a key with the ``read`` scope) and the OpenAPI
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from credits import limits
 from credits.aio import AsyncCredits
 from credits.errors import CreditsError
-from credits.http import admin, errors, routes
+from credits.http import admin, errors, plan_routes, routes
 from credits.http.auth import KeyCache, require
 from credits.http.keys import ApiKey
 from credits.http.metrics import LedgerMetrics
@@ -121,6 +122,7 @@ def create_app(url: str | None = None, *, cluster: bool | None = None) -> FastAP
     api.state.metrics = LedgerMetrics()
     errors.install(api)
     api.include_router(routes.router)
+    api.include_router(plan_routes.router)
     api.include_router(admin.router)
 
     @api.exception_handler(admin.LoginRequired)

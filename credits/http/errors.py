@@ -11,7 +11,9 @@ status   error                       from
 401      ``unauthorized``            no, malformed or unknown API key
 403      ``forbidden``               the key's scope is too low
 402      ``insufficient_credits``    InsufficientCreditsError (required, available)
-404      ``not_found``               ReservationNotFoundError, LotNotFoundError, no route
+404      ``not_found``               ReservationNotFoundError, LotNotFoundError, TopupNotFoundError,
+                                     no such plan entry (PlanNotFound), no route
+405      ``method_not_allowed``      a method the path has no route for; ``Allow`` lists every one
 409      ``lot_closed``              LotClosedError (a finished lot has nothing left to void)
 409      ``idempotency_conflict``    IdempotencyConflictError (idempotency_key)
 409      ``reservation_closed``      ReservationClosedError (reservation_id, status, operation)
@@ -35,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from credits.errors import (
     BalanceVerificationError,
@@ -50,12 +53,14 @@ from credits.errors import (
     ReservationNotFoundError,
     StoreRefusedError,
     StoreUnavailableError,
+    TopupNotFoundError,
 )
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S: Final = 1
 VALIDATION_ERRORS_SHOWN_MAX: Final = 5
+HTTP_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class ErrorBody(BaseModel):
@@ -77,6 +82,26 @@ class LimitExceededBody(ErrorBody):
     amount: int
     used: int
     requested: int
+
+
+class PlanNotFound(Exception):
+    """A plan entry (an allowance, limit, alert or auto top-up) that is not set: 404.
+
+    Not a credits error: the ledger answers ``False`` for removing what is not
+    there (nothing to undo), and a read of an unset auto top-up is ``None``. Over
+    HTTP, addressing a resource that does not exist is a 404, with the user and
+    the name it looked for as fields.
+    """
+
+    def __init__(self, kind: str, user_id: str, name: str | None = None) -> None:
+        super().__init__(kind, user_id, name)
+        self.kind = kind
+        self.user_id = user_id
+        self.name = name
+
+    def __str__(self) -> str:
+        named = f" {self.name!r}" if self.name is not None else ""
+        return f"no {self.kind}{named} is set for user {self.user_id!r}"
 
 
 class ApiProblem(Exception):
@@ -127,6 +152,8 @@ def credits_error_response(exc: CreditsError) -> JSONResponse:
         return error_response(404, "not_found", message, reservation_id=exc.reservation_id)
     if isinstance(exc, LotNotFoundError):
         return error_response(404, "not_found", message, lot_id=exc.lot_id)
+    if isinstance(exc, TopupNotFoundError):
+        return error_response(404, "not_found", message, topup_id=exc.topup_id)
     if isinstance(exc, LotClosedError):
         return error_response(409, "lot_closed", message, lot_id=exc.lot_id, status=exc.status)
     if isinstance(exc, LimitExceededError):
@@ -176,22 +203,52 @@ def install(api: FastAPI) -> None:
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_input", _validation_message(exc))
 
+    @api.exception_handler(PlanNotFound)
+    async def on_plan_not_found(request: Request, exc: PlanNotFound) -> JSONResponse:
+        fields: dict[str, Any] = {"user_id": exc.user_id}
+        if exc.name is not None:
+            fields["name"] = exc.name
+        return error_response(404, "not_found", str(exc), **fields)
+
     @api.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body that is not JSON (or not UTF-8): bad input
             return error_response(422, "invalid_input", str(exc.detail))
         codes = {404: "not_found", 405: "method_not_allowed"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return error_response(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @api.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "an unexpected error")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app takes on this path, for a 405's ``Allow``.
+
+    Starlette answers a 405 with the methods of the first route whose path
+    matched; a path served by several routes (``PUT`` and ``DELETE`` of
+    ``/v1/users/{user_id}/allowances/{name}``) would then name only one, and a
+    client that follows ``Allow`` would never find the other. So each method is
+    tried against the whole router (included routers answer for their routes).
+    """
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def known_query(*names: str) -> Callable[[Request], Awaitable[None]]:
@@ -221,7 +278,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "no valid API key",
         402: "the balance does not cover the amount",
         403: "the key's scope does not allow this",
-        404: "no such reservation (or route)",
+        404: "no such reservation, lot, top-up or plan entry (or route)",
         409: "idempotency conflict, closed reservation, or an account to rebuild",
         413: "body too large",
         422: "invalid input; nothing written",

@@ -5,7 +5,8 @@ answers 422 for what slips past), but a bound in the schema lets a generated
 TypeScript client and the fuzzer know it. They come from
 :mod:`credits.limits`, so the two cannot disagree. Integers are strict: JSON
 ``10.5`` or ``"10"`` is not an amount. Results are the ledger's own models
-(``TxResult``, ``Reservation``, ``Settlement``, ``Transaction``).
+(``TxResult``, ``Reservation``, ``Settlement``, ``Transaction``, and the plans'
+``Allowance``, ``SpendLimit``, ``Alert``, ``AutoTopup``, ``TopupConfirmation``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credits import limits
 from credits.models import Lot, Transaction
+from credits.plans.allowances import ALLOWANCE_PRIORITY_DEFAULT
 
 Amount = Annotated[int, Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="credits")]
 Action = Annotated[str, Field(min_length=1, max_length=limits.ACTION_CHARS_MAX)]
@@ -124,3 +126,101 @@ class TransactionPage(BaseModel):
 class Health(BaseModel):
     status: str
     store: str
+
+
+# --------------------------------------------------------------------------- plans
+
+PlanName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.PLAN_NAME_CHARS_MAX,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="ASCII letters, digits and _-.:",
+    ),
+]
+Scope = Annotated[
+    list[Action] | None,
+    Field(
+        min_length=1,
+        max_length=limits.LOT_SCOPE_ACTIONS_MAX,
+        description="the actions it applies to; null: all",
+    ),
+]
+
+
+class AllowanceBody(_Body):
+    """An allowance's terms (``PUT`` sets them whole; see ``Credits.set_allowance``)."""
+
+    amount: Amount
+    every: Literal["day", "week", "month", "year"]
+    anchor: Annotated[
+        int | None,
+        Field(
+            strict=True,
+            ge=0,
+            le=limits.ALLOWANCE_ANCHOR_MS_MAX,
+            description="Unix ms the periods count from; default: now",
+        ),
+    ] = None
+    rollover_max: Annotated[
+        int, Field(strict=True, ge=0, le=limits.AMOUNT_MAX, description="credits carried over")
+    ] = 0
+    priority: Annotated[
+        int, Field(strict=True, ge=limits.LOT_PRIORITY_MIN, le=limits.LOT_PRIORITY_MAX)
+    ] = ALLOWANCE_PRIORITY_DEFAULT
+    scope: Scope = None
+    effective: Literal["next_period", "now"] = "next_period"
+
+
+class LimitBody(_Body):
+    """A spend limit's terms: at most ``amount`` per UTC ``every``."""
+
+    amount: Amount
+    every: Literal["hour", "day", "week", "month"]
+    scope: Scope = None
+
+
+class AlertBody(_Body):
+    below: Annotated[
+        int, Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="the balance threshold")
+    ]
+
+
+class AutoTopupBody(_Body):
+    """Exactly one of ``amount`` (credits to add) or ``target`` (the balance to reach)."""
+
+    below: Annotated[
+        int, Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="the balance threshold")
+    ]
+    amount: Annotated[
+        int | None, Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="credits to add")
+    ] = None
+    target: Annotated[
+        int | None,
+        Field(strict=True, ge=1, le=limits.AMOUNT_MAX, description="the balance to reach"),
+    ] = None
+    max_per_month: Annotated[
+        int | None,
+        Field(
+            strict=True,
+            ge=1,
+            le=limits.TOPUP_MONTHLY_MAX,
+            description="requests per UTC month; null: no cap",
+        ),
+    ] = None
+
+
+class ConfirmTopupBody(_Body):
+    """The app's answer to a ``topup.requested`` event."""
+
+    paid: Annotated[bool, Field(strict=True, description="whether the payment went through")]
+    amount: Annotated[
+        int | None,
+        Field(
+            strict=True,
+            ge=1,
+            le=limits.AMOUNT_MAX,
+            description="credits to grant; default: the requested amount",
+        ),
+    ] = None
