@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from credits import Credits
 from credits.http import keys
@@ -34,10 +35,15 @@ class Served:
 @contextmanager
 def serve(redis_url: str) -> Iterator[Served]:
     """``create_app(redis_url)`` served by uvicorn on 127.0.0.1 until the block ends."""
+    with serve_app(create_app(redis_url)) as served:
+        yield served
+
+
+@contextmanager
+def serve_app(app: ASGIApp) -> Iterator[Served]:
+    """Any ASGI app (a webhook receiver, say) served by uvicorn on 127.0.0.1 until the end."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(redis_url), host=HOST, port=port, log_level="warning", lifespan="on"
-    )
+    config = uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -2,9 +2,11 @@
 
 Each plan entry is a resource of its user, addressed by its name:
 ``GET /v1/users/{user_id}/allowances`` lists them, ``PUT .../allowances/{name}``
-sets one (its whole terms; repeating the same ``PUT`` changes nothing, so it
-needs no ``Idempotency-Key``), ``DELETE .../allowances/{name}`` removes it (204,
-or 404 when it was not set). Auto top-up is one resource per user
+sets one (its whole terms; repeating the same ``PUT`` leaves the same state,
+so it needs no ``Idempotency-Key``: no second grant, one open top-up request at
+most, though re-setting an alert while the balance is below it sends
+``balance.below`` again), ``DELETE .../allowances/{name}`` removes it (204, or
+404 when it was not set). Auto top-up is one resource per user
 (``GET``/``PUT``/``DELETE .../auto-topup``). ``POST /v1/topups/{topup_id}/confirm``
 is the app's answer to a ``topup.requested`` event, applied once per
 ``topup_id`` by the ledger itself, so a payment webhook delivered twice grants
