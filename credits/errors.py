@@ -27,7 +27,8 @@ give back the same error with its data. This module imports nothing from
     │   ├── ReservationClosedError
     │   ├── ReservationNotFoundError
     │   ├── LotNotFoundError
-    │   └── LotClosedError
+    │   ├── LotClosedError
+    │   └── TopupNotFoundError
     ├── PricingConfigError
     ├── BalanceVerificationError
     └── TransactionError                the store failed
@@ -220,5 +221,6 @@ __all__ = [
     "ReservationNotFoundError",
     "StoreRefusedError",
     "StoreUnavailableError",
+    "TopupNotFoundError",
     "TransactionError",
 ]
