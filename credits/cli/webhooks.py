@@ -1,74 +1,57 @@
 """``credits webhooks``: add, list and remove endpoints; list and retry parked deliveries.
 
 A Typer sub-app of its own, registered by :mod:`credits.cli.commands` with
-``add_typer``, against the same Redis as the other commands
-(``CREDITS_REDIS_URL``, else a running ``credits up``). Delivery itself is the
-worker's job (``credits.tasks.deliver_events``); ``retry`` is the one command
-that sends a webhook, at once, from here, with the worker's checks and
-signature, so an operator sees the endpoint's answer.
+``add_typer``, that finds the ledger as every command does
+(:func:`~credits.cli.app.open_ledger`: ``CREDITS_REDIS_URL``, else a running
+``credits up``, else the data dir's embedded server; exit 2 with none, 3 when
+the store was unreachable mid-call). Delivery itself is the worker's job
+(``credits.tasks.deliver_events``); ``retry`` is the one command that sends a
+webhook, at once, from here, with the worker's checks and signature, so an
+operator sees the endpoint's answer.
+
+Output follows :mod:`credits.cli.app`: one block per endpoint or parked
+delivery, no id cut, nothing read as markup (a URL, an error an endpoint
+answered with, an event's user id), ``--json`` on ``list`` and ``failed``.
+Exit codes: 1 for what the ledger refused (a malformed id), a ``remove`` of no
+endpoint, a ``retry`` of an event not parked or not delivered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from credits import limits
-from credits.client import Credits
-from credits.errors import CreditsError
-from credits.settings import CreditsSettings
+from credits.cli.app import (
+    EXIT_INVALID,
+    DataDirOption,
+    JsonOption,
+    console,
+    fail,
+    line,
+    open_ledger,
+    print_json,
+    say,
+    when,
+)
+from credits.models import WebhookEndpoint
+from credits.webhooks.failed import FailedDelivery
 
 app = typer.Typer(
     name="webhooks",
     help="Webhook endpoints and their parked (failed) deliveries.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
 
-EXIT_FAILED: Final = 1
-EXIT_NO_REDIS: Final = 2
 FAILED_SHOWN_DEFAULT: Final = 50
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(help="Data dir of a running `credits up` [default: CREDITS_DATA_DIR or .credits]"),
-]
 
-
-@contextmanager
-def _client(data_dir: Path | None) -> Iterator[Credits]:
-    """``CREDITS_REDIS_URL`` (all settings), else the Redis of a running ``credits up``."""
-    from credits.cli.processes import UpState
-
-    settings = CreditsSettings()
-    url = None
-    if settings.redis_url is None:
-        state = UpState.read_live((data_dir or settings.data_dir).resolve())
-        if state is None:
-            err_console.print(
-                "[red]No Redis:[/] set CREDITS_REDIS_URL, or start one with [bold]credits up[/]."
-            )
-            raise typer.Exit(EXIT_NO_REDIS)
-        url = state.redis_url
-    try:
-        with Credits(url) if url else Credits.from_env() as client:
-            yield client
-    except CreditsError as exc:
-        err_console.print(f"[red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _events_text(events: list[str] | None) -> str:
+    return ", ".join(events) if events else "all"
 
 
 @app.command()
@@ -82,41 +65,78 @@ def add(
     data_dir: DataDirOption = None,
 ) -> None:
     """Add an endpoint; prints its id and its signing secret (keep the secret)."""
-    with _client(data_dir) as client:
+    with open_ledger(data_dir) as client:
         endpoint = client.add_webhook(url, events=event or None, secret=secret)
-    console.print(f"[green]added[/] {endpoint.id}  {endpoint.url}")
-    console.print(f"events: {', '.join(endpoint.events) if endpoint.events else 'all'}")
-    console.print(f"secret: {endpoint.secret}")
+    say(("added ", "green"), (endpoint.id, "bold"), "  ", endpoint.url)
+    say("events: ", _events_text(endpoint.events))
+    say("secret: ", endpoint.secret)
+
+
+def endpoint_public(endpoint: WebhookEndpoint, *, show_secret: bool) -> dict[str, Any]:
+    """The endpoint's ``model_dump()``, without its secret unless asked for."""
+    dumped = endpoint.model_dump()
+    if not show_secret:
+        del dumped["secret"]
+    return dumped
+
+
+def endpoint_lines(endpoint: WebhookEndpoint, *, show_secret: bool) -> list[Text]:
+    lines = [
+        line((endpoint.id, "bold")),
+        line("  url ", endpoint.url),
+        line("  events ", _events_text(endpoint.events), "   since ", when(endpoint.created_at)),
+    ]
+    if show_secret:
+        lines.append(line("  secret ", endpoint.secret))
+    return lines
 
 
 @app.command("list")
 def list_(
-    show_secrets: Annotated[bool, typer.Option("--show-secrets")] = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print the signing secrets too (and in --json)")
+    ] = False,
     data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List the endpoints, oldest first."""
-    with _client(data_dir) as client:
+    with open_ledger(data_dir) as client:
         endpoints = client.list_webhooks()
-    table = Table(title="webhook endpoints")
-    for column in ("id", "url", "events", "since (UTC)", *(("secret",) if show_secrets else ())):
-        table.add_column(column)
-    for e in endpoints:
-        row = [e.id, e.url, ", ".join(e.events) if e.events else "all", _when(e.created_at)]
-        table.add_row(*row, *((e.secret,) if show_secrets else ()))
-    console.print(table)
+    if as_json:
+        print_json([endpoint_public(e, show_secret=show_secrets) for e in endpoints])
+        return
     if not endpoints:
-        console.print("No endpoints.")
+        say("No endpoints.")
+        return
+    say(("webhook endpoints", "bold"), f": {len(endpoints)}, oldest first")
+    for endpoint in endpoints:
+        console.print()
+        for text in endpoint_lines(endpoint, show_secret=show_secrets):
+            console.print(text)
 
 
 @app.command()
 def remove(endpoint_id: str, data_dir: DataDirOption = None) -> None:
     """Remove an endpoint with its delivery state and parked deliveries."""
-    with _client(data_dir) as client:
+    with open_ledger(data_dir) as client:
         removed = client.remove_webhook(endpoint_id)
     if not removed:
-        err_console.print(f"[red]No endpoint {endpoint_id}.[/]")
-        raise typer.Exit(EXIT_FAILED)
-    console.print(f"removed {endpoint_id}")
+        raise fail("No endpoint ", endpoint_id, ".", code=EXIT_INVALID)
+    say("removed ", endpoint_id)
+
+
+def parked_lines(parked: FailedDelivery) -> list[Text]:
+    """One block per parked delivery: the event id whole, then where, when and why."""
+    event = parked.event
+    return [
+        line((event.id, "bold"), "  ", (event.type, "cyan"), "  user ", event.user_id),
+        line(
+            "  endpoint ", parked.endpoint_id,
+            "   attempts ", str(parked.attempts),
+            "   parked ", when(parked.parked_at),
+        ),
+        line("  error ", (parked.error, "red")),
+    ]  # fmt: skip
 
 
 @app.command()
@@ -126,26 +146,28 @@ def failed(
         int, typer.Option(min=1, max=limits.WEBHOOK_FAILED_LIST_MAX, help="How many, newest first")
     ] = FAILED_SHOWN_DEFAULT,
     data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List parked deliveries (failed past their retry window), newest first."""
     from credits.transport import blocking_executor, drive
     from credits.webhooks.failed import list_failed
     from credits.webhooks.registry import check_endpoint_id
 
-    with _client(data_dir) as client:
-        ids = [e.id for e in client.list_webhooks()]
-        if endpoint is not None:
-            ids = [i for i in ids if i == check_endpoint_id(endpoint)]
+    with open_ledger(data_dir) as client:
+        only = None if endpoint is None else check_endpoint_id(endpoint)  # even with none stored
+        ids = [e.id for e in client.list_webhooks() if only in (None, e.id)]
         parked = drive(list_failed(ids, limit), blocking_executor(client.redis))
-    table = Table(title="parked webhook deliveries (newest first)")
-    for column in ("parked (UTC)", "endpoint", "event id", "type", "user", "attempts", "error"):
-        table.add_column(column)
-    for p in parked:
-        table.add_row(_when(p.parked_at), p.endpoint_id, p.event.id, p.event.type,
-                      p.event.user_id, str(p.attempts), p.error)  # fmt: skip
-    console.print(table)
+    if as_json:
+        print_json([p.model_dump() for p in parked])
+        return
     if not parked:
-        console.print("No parked deliveries.")
+        say("No parked deliveries.")
+        return
+    say(("parked webhook deliveries", "bold"), f": {len(parked)} shown, newest first")
+    for p in parked:
+        console.print()
+        for text in parked_lines(p):
+            console.print(text)
 
 
 @app.command()
@@ -158,11 +180,14 @@ def retry(
     from credits.events import parse_event_id
     from credits.transport import blocking_executor
     from credits.webhooks.redeliver import retry_parked
+    from credits.webhooks.registry import check_endpoint_id
     from credits.webhooks.settings import WebhookSettings
 
     settings = WebhookSettings()
-    with _client(data_dir) as client:
+    with open_ledger(data_dir) as client:
         parse_event_id(event_id)
+        if endpoint is not None:
+            check_endpoint_id(endpoint)
         outcomes = retry_parked(
             blocking_executor(client.redis),
             event_id,
@@ -171,13 +196,12 @@ def retry(
             timeout_s=settings.webhook_timeout_s,
         )
     if not outcomes:
-        where = f" for {endpoint}" if endpoint else ""
-        err_console.print(f"[red]{event_id} is not parked{where}.[/]")
-        raise typer.Exit(EXIT_FAILED)
+        where = ("",) if endpoint is None else (" for ", endpoint)
+        raise fail(event_id, " is not parked", *where, ".", code=EXIT_INVALID)
     for outcome in outcomes:
         if outcome.delivered:
-            console.print(f"[green]delivered[/] {event_id} to {outcome.endpoint_id}")
+            say(("delivered ", "green"), event_id, " to ", outcome.endpoint_id)
         else:
-            console.print(f"[red]failed[/] {event_id} to {outcome.endpoint_id}: {outcome.error}")
+            say(("failed ", "red"), event_id, " to ", outcome.endpoint_id, ": ", outcome.error)
     if not all(outcome.delivered for outcome in outcomes):
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_INVALID)
