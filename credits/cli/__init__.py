@@ -3,9 +3,10 @@
 Running the system locally (``credits up``, ``credits demo``) and operating the
 ledger from a shell. :mod:`credits.cli.app` holds the Typer app and what the
 commands share; :mod:`credits.cli.commands` registers the command modules:
-``up`` (up, url, demo, flower), ``views`` (balance, history, holds), ``ops``
-(grant, release, verify, reconcile), ``plans`` (allowances, limits, alerts,
-auto top-up), ``export``, ``keys`` and ``serve``. The
+``up`` (up, url, demo, flower), ``views`` (balance, history, holds, lots),
+``ops`` (grant, release, verify, reconcile), ``plans`` (allowances, limits,
+alerts, auto top-up), ``webhooks`` (a sub-app), ``export``, ``keys`` and
+``serve``. The
 child processes of ``credits up`` are in :mod:`credits.cli.processes`; the
 four-app story of ``credits demo`` in :mod:`credits.cli.demo`.
 """
