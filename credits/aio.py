@@ -42,7 +42,9 @@ class AsyncCredits(ClientBase):
 
     def _connect(self) -> None:
         self._redis = self._options.connect_async()
-        self._execute = async_executor(self._redis, self._options.replication())
+        self._execute = async_executor(
+            self._redis, self._options.replication(), archive=self._archive
+        )
 
     @property
     def redis(self) -> AsyncRedis:
@@ -112,6 +114,8 @@ class AsyncCredits(ClientBase):
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        if self._archive is not None:
+            self._archive.close()
 
     async def __aenter__(self) -> AsyncCredits:
         return self

@@ -44,7 +44,9 @@ class Credits(ClientBase):
 
     def _connect(self) -> None:
         self._redis = self._options.connect()
-        self._execute = blocking_executor(self._redis, self._options.replication())
+        self._execute = blocking_executor(
+            self._redis, self._options.replication(), archive=self._archive
+        )
 
     @property
     def redis(self) -> BlockingRedis:
@@ -114,6 +116,8 @@ class Credits(ClientBase):
 
     def close(self) -> None:
         self._redis.close()
+        if self._archive is not None:
+            self._archive.close()
 
     def __enter__(self) -> Credits:
         return self

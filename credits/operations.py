@@ -187,12 +187,16 @@ class Operations:
         """
         return history.balance_at(user_id, at)
 
-    def verify_balance(self, user_id: str) -> Steps[BalanceVerification]:
-        """Compare the cached account with the log's real end; changes nothing.
+    def verify_balance(self, user_id: str, *, full: bool = False) -> Steps[BalanceVerification]:
+        """Compare the cached account with the log's real end; changes nothing but checkpoints.
 
         A lost or stale account hash is invalid (``problems`` says how).
+        Incremental: the replay starts from the user's last verified checkpoint,
+        so it reads only what was written since (``checkpoint`` names it).
+        ``full`` replays from the very first event, archived ones included, and
+        holds every stored checkpoint against the log too.
         """
-        return audit.verify_balance(self._now(), user_id)
+        return audit.verify_balance(self._now(), user_id, full=full)
 
     def rebuild_balance(self, user_id: str) -> Steps[int]:
         """Set the cached account from the log without losing a racing write; the balance.
@@ -468,9 +472,14 @@ class Operations:
         fix: bool = False,
         batch_size: int = limits.RECONCILE_BATCH_USERS_DEFAULT,
         progress: Progress | None = None,
+        full: bool = False,
     ) -> Steps[ReconcileReport]:
-        """Verify every user; with ``fix``, rebuild those whose cache differs from the log."""
-        return reconcile(self._now, fix=fix, batch_size=batch_size, progress=progress)
+        """Verify every user; with ``fix``, rebuild those whose cache differs from the log.
+
+        Incremental (each user from its last verified checkpoint: a reconcile
+        costs what was written since the last one) unless ``full``.
+        """
+        return reconcile(self._now, fix=fix, batch_size=batch_size, progress=progress, full=full)
 
     def check_store(self) -> Steps[list[str]]:
         """Warnings about the server's eviction and persistence settings (empty: fit for money)."""
