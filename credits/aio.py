@@ -108,6 +108,7 @@ class AsyncCredits(ClientBase):
     expire_lots = awaiting(Operations.expire_lots)
     renew_allowances = awaiting(Operations.renew_allowances)
     reconcile = awaiting(Operations.reconcile)
+    archive_events = awaiting(Operations.archive_events)
     check_store = awaiting(Operations.check_store)
 
     # Lifecycle

@@ -255,6 +255,36 @@ def verify_snapshot(
     )
 
 
+def mark_checkpoint(
+    user: UserKeys, mark_ms: int, chunk: int = limits.LOG_CHUNK_EVENTS
+) -> Steps[Checkpoint | None]:
+    """A mark checkpoint at the last event at or before ``mark_ms``, for the archiver.
+
+    Replays from the last stored checkpoint at or before ``mark_ms`` (at most
+    :data:`~credits.limits.CHECKPOINT_EVERY_EVENTS` events back, since every
+    event a verify replayed passed a periodic checkpoint) up to that event. The
+    caller has just verified the user, so the chain it extends was verified.
+    Returns the checkpoint the archiver may archive up to (None: none).
+    """
+    base = yield from _stored_at_or_before(user, str(mark_ms))
+    archived = yield Command(("GET", user.archived))
+    replayer = _Replayer(user, base)
+    after = base.tx_id if base is not None else ""
+    if base is None and archived:
+        return None  # the log's start is archived and nothing says what it added up to
+    yield from replayer.run_hot(user.log, after, str(mark_ms), chunk)
+    if replayer.events == 0:
+        return base
+    mark = checkpoints.at(replayer.replay, checkpoints.MARK)
+    yield from checkpoints.write(user, [*replayer.periodic, mark])
+    return mark
+
+
+def _stored_at_or_before(user: UserKeys, upto: str) -> Steps[Checkpoint | None]:
+    entries = yield Command(("XREVRANGE", user.checkpoints, upto, "-", "COUNT", 1))
+    return checkpoints.from_entry(entries[0]) if entries else None
+
+
 def rebuild_balance(now: Now, user_id: str, chunk: int = limits.LOG_CHUNK_EVENTS) -> Steps[int]:
     """Set the cached account from the log without losing a racing write; returns the balance.
 

@@ -110,6 +110,7 @@ class Credits(ClientBase):
     expire_lots = blocking(Operations.expire_lots)
     renew_allowances = blocking(Operations.renew_allowances)
     reconcile = blocking(Operations.reconcile)
+    archive_events = blocking(Operations.archive_events)
     check_store = blocking(Operations.check_store)
 
     # Lifecycle

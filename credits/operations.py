@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from credits import audit, event_cursor, history, ledger, limits
+from credits.archive import archiver
+from credits.archive.archiver import ArchiveReport
 from credits.connection import ClientOptions
 from credits.errors import CreditsError
 from credits.health import store_warnings
@@ -480,6 +482,27 @@ class Operations:
         costs what was written since the last one) unless ``full``.
         """
         return reconcile(self._now, fix=fix, batch_size=batch_size, progress=progress, full=full)
+
+    def archive_events(
+        self,
+        *,
+        hot_days: int | None = None,
+        batch_events: int = limits.ARCHIVE_BATCH_EVENTS,
+        users: list[str] | None = None,
+    ) -> Steps[ArchiveReport]:
+        """Move events older than ``hot_days`` (``CREDITS_HOT_DAYS``, 90) to the archive.
+
+        Copy, then trim, in batches of ``batch_events``: an event leaves Redis only
+        once the archive has committed it and a verified checkpoint covers it, so
+        a crash in between loses nothing and counts nothing twice. Users whose
+        cache disagrees with the log are left alone and listed. Raises
+        :class:`~credits.errors.ArchiveUnavailableError` (nothing trimmed) when
+        the archive is down or not configured.
+        """
+        days = self.options.hot_days if hot_days is None else hot_days
+        return archiver.archive_events(
+            self._now(), hot_days=days, batch_events=batch_events, users=users
+        )
 
     def check_store(self) -> Steps[list[str]]:
         """Warnings about the server's eviction and persistence settings (empty: fit for money)."""

@@ -134,6 +134,7 @@ class Archive(ABC):
     def _cursor(self) -> Iterator[Any]:
         """A cursor in a transaction: committed on success, rolled back (and the
         connection dropped when it failed) on error, every driver error mapped."""
+        caught: tuple[type[BaseException], ...] = (*self._driver_errors(), OSError)
         with self._lock:
             try:
                 if self._conn is None:
@@ -147,9 +148,9 @@ class Archive(ABC):
                 cur = self._conn.cursor()
                 yield cur
                 self._conn.commit()
-            except self._driver_errors() as exc:
+            except caught as exc:
                 self._drop()
-                if self._unavailable(exc):
+                if isinstance(exc, OSError) or self._unavailable(exc):
                     raise ArchiveUnavailableError(
                         f"the {self.kind} archive is unavailable: {type(exc).__name__}: {exc}"
                     ) from exc
