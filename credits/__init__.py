@@ -12,6 +12,7 @@ from credits.client import Credits
 
 # Errors (also in credits.errors)
 from credits.errors import (
+    ArchiveUnavailableError,
     BalanceVerificationError,
     CreditsError,
     IdempotencyConflictError,
@@ -61,6 +62,7 @@ __all__ = [
     "AccountAt",
     "Alert",
     "Allowance",
+    "ArchiveUnavailableError",
     "AsyncCredits",
     "AutoTopup",
     "BalanceVerification",

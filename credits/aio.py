@@ -42,7 +42,9 @@ class AsyncCredits(ClientBase):
 
     def _connect(self) -> None:
         self._redis = self._options.connect_async()
-        self._execute = async_executor(self._redis, self._options.replication())
+        self._execute = async_executor(
+            self._redis, self._options.replication(), archive=self._archive
+        )
 
     @property
     def redis(self) -> AsyncRedis:
@@ -106,12 +108,15 @@ class AsyncCredits(ClientBase):
     expire_lots = awaiting(Operations.expire_lots)
     renew_allowances = awaiting(Operations.renew_allowances)
     reconcile = awaiting(Operations.reconcile)
+    archive_events = awaiting(Operations.archive_events)
     check_store = awaiting(Operations.check_store)
 
     # Lifecycle
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        if self._archive is not None:
+            self._archive.close()
 
     async def __aenter__(self) -> AsyncCredits:
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Self
 
+from credits.archive.base import Archive
 from credits.connection import ClientOptions, Clock
 from credits.operations import Operations
 from credits.pricing import PricingEngine
@@ -29,6 +30,7 @@ class ClientBase:
         pricing: PricingEngine | None = None,
         wait_replicas: int | None = None,
         wait_timeout_ms: int | None = None,
+        archive_url: str | None = None,
         settings: CreditsSettings | None = None,
     ) -> None:
         """A client of the ledger.
@@ -40,7 +42,9 @@ class ClientBase:
         (100), ``cluster``, ``socket_timeout`` (seconds, 5), ``pricing``
         (``CREDITS_PRICING``), ``wait_replicas`` (0: a write is acknowledged
         once the primary has it; n: once n replicas have it too, else
-        ``StoreUnavailableError``) and ``wait_timeout_ms`` (500).
+        ``StoreUnavailableError``) and ``wait_timeout_ms`` (500); ``archive_url``
+        (``CREDITS_ARCHIVE_URL``: ``postgresql://...`` or ``sqlite:///PATH``) is
+        where archived history is read from (:mod:`credits.archive`).
         ``clock`` returns Unix seconds and is read once per operation.
         """
         self._options = ClientOptions.resolve(
@@ -53,13 +57,20 @@ class ClientBase:
             pricing=pricing,
             wait_replicas=wait_replicas,
             wait_timeout_ms=wait_timeout_ms,
+            archive_url=archive_url,
             settings=settings,
         )
         self._operations = Operations(self._options)
+        self._archive = self._options.open_archive()
         self._connect()
 
     def _connect(self) -> None:
         raise NotImplementedError
+
+    @property
+    def archive(self) -> Archive | None:
+        """The archive tier this client reads archived history from, or None."""
+        return self._archive
 
     @property
     def options(self) -> ClientOptions:

@@ -44,7 +44,9 @@ class Credits(ClientBase):
 
     def _connect(self) -> None:
         self._redis = self._options.connect()
-        self._execute = blocking_executor(self._redis, self._options.replication())
+        self._execute = blocking_executor(
+            self._redis, self._options.replication(), archive=self._archive
+        )
 
     @property
     def redis(self) -> BlockingRedis:
@@ -108,12 +110,15 @@ class Credits(ClientBase):
     expire_lots = blocking(Operations.expire_lots)
     renew_allowances = blocking(Operations.renew_allowances)
     reconcile = blocking(Operations.reconcile)
+    archive_events = blocking(Operations.archive_events)
     check_store = blocking(Operations.check_store)
 
     # Lifecycle
 
     def close(self) -> None:
         self._redis.close()
+        if self._archive is not None:
+            self._archive.close()
 
     def __enter__(self) -> Credits:
         return self

@@ -37,6 +37,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from credits import limits, sentinel
+from credits.archive.base import Archive, open_archive
 from credits.errors import InvalidInputError
 from credits.keys import config_arg
 from credits.limits import AMOUNT_MAX
@@ -64,6 +65,8 @@ class ClientOptions:
     pricing: PricingEngine
     script_config: str  # what every script gets as ARGV[2] (credits.keys.config_arg)
     wait: WaitPolicy = NO_WAIT
+    archive_url: str | None = None  # the archive tier (credits.archive); None: none
+    hot_days: int = limits.HOT_DAYS_DEFAULT
 
     @classmethod
     def resolve(
@@ -78,6 +81,7 @@ class ClientOptions:
         pricing: PricingEngine | None = None,
         wait_replicas: int | None = None,
         wait_timeout_ms: int | None = None,
+        archive_url: str | None = None,
         settings: CreditsSettings | None = None,
     ) -> ClientOptions:
         """The options: each argument given, else its setting (``settings`` or the environment)."""
@@ -120,6 +124,9 @@ class ClientOptions:
             raise
         except ValueError as exc:  # the message names the bad part, never the password
             raise InvalidInputError(f"malformed Redis URL: {exc}") from None
+        archive = settings.archive_url if archive_url is None else archive_url
+        if archive is not None and (not isinstance(archive, str) or not archive):
+            raise InvalidInputError("archive_url must be a postgresql:// or sqlite:/// URL")
         on_cluster = settings.redis_cluster if cluster is None else bool(cluster)
         if on_cluster and sentinel.is_sentinel_url(resolved):
             raise InvalidInputError(
@@ -142,6 +149,8 @@ class ClientOptions:
                 settings.wait_timeout_ms if wait_timeout_ms is None else wait_timeout_ms,
                 float(timeout),
             ),
+            archive_url=archive or None,
+            hot_days=settings.hot_days,
         )
 
     def now(self) -> Now:
@@ -165,6 +174,10 @@ class ClientOptions:
         kind = "cluster" if self.cluster else "redis"
         waits = f", wait_replicas={self.wait.replicas}" if self.wait.replicas else ""
         return f"{kind} {redact_url(self.url)}{waits}"
+
+    def open_archive(self) -> Archive | None:
+        """This client's archive (not connected until first used), or None."""
+        return open_archive(self.archive_url) if self.archive_url else None
 
     def replication(self) -> Replication | None:
         """A new client's own waiting for replicas (it learns its server's verb), or None."""

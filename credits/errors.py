@@ -206,7 +206,18 @@ class StoreUnavailableError(TransactionError):
     outcome_known: ClassVar[bool] = False
 
 
+class ArchiveUnavailableError(StoreUnavailableError):
+    """The archive tier could not be reached, or none is configured, when a call needed it.
+
+    The hot ledger in Redis is unaffected: moves of credits never touch the
+    archive. Reads that reach into archived history and the archiver itself
+    raise this; repeat them once the archive (``CREDITS_ARCHIVE_URL``) answers.
+    Nothing is trimmed from Redis that the archive has not committed.
+    """
+
+
 __all__ = [
+    "ArchiveUnavailableError",
     "BalanceVerificationError",
     "CreditsError",
     "IdempotencyConflictError",

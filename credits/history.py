@@ -7,13 +7,15 @@ script, so a read of any size never holds Redis for more than its own page.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
-from credits import limits, log_format
+from credits import checkpoints, limits, log_format
+from credits.archive import reads as archive_reads
+from credits.archive.reads import after_mark
 from credits.errors import InvalidInputError
 from credits.keys import LEGACY_LOT_ID, UserKeys, lot_id, reservation_id, user_keys
 from credits.models import AccountAt, Transaction
-from credits.protocol import Command, Steps
+from credits.protocol import Batch, Command, Steps, batch_values
 from credits.validation import check_limit, check_time_ms, check_user_id, decode_metadata
 
 # A tx id is a stream id, "<ms>-<seq>", in canonical form (no leading zeros).
@@ -105,32 +107,102 @@ def get_transactions(
     if after_id is not None and (start is None or after_id >= (start, 0)):
         low = f"({after}"
     if after_id is not None:
-        entries = yield Command(("XRANGE", user.log, low, high, "COUNT", count))
-        entries = list(reversed(entries))
+        hot_read = Command(("XRANGE", user.log, low, high, "COUNT", count))
     else:
-        entries = yield Command(("XREVRANGE", user.log, high, low, "COUNT", count))
+        hot_read = Command(("XREVRANGE", user.log, high, low, "COUNT", count))
+    # The archive mark is read after the hot page: whatever the page missed because a
+    # trim ran meanwhile is at or before the mark, so the archive has it.
+    hot, mark = batch_values((yield Batch((hot_read, Command(("GET", user.archived))))))
+    entries = list(hot)
+    if mark:
+        entries = yield from _with_archived(
+            user, entries, str(mark), count, start, end, before or "", after, after_id is not None
+        )
+    elif after_id is not None:
+        entries.reverse()
     return [parse_transaction(user, entry_id, fields) for entry_id, fields in entries]
+
+
+def _with_archived(
+    user: UserKeys,
+    hot: list[Any],
+    mark: str,
+    count: int,
+    start: int | None,
+    end: int | None,
+    before: str,
+    after: str | None,
+    oldest_first: bool,
+) -> Steps[list[Any]]:
+    """A page spanning both tiers, newest first: the archive's events at or before the
+    mark, Redis's after it (never one event twice, never one missed)."""
+    fresh = after_mark(mark)
+    kept = [entry for entry in hot if fresh(entry[0])]
+    mark_id = _id(mark)
+    reaches_archive = (start is None or start <= mark_id[0]) and (
+        not before or _id(before) > (0, 0)
+    )
+    if after is not None and _id(after) >= mark_id:
+        reaches_archive = False
+    if not oldest_first:
+        if len(kept) == count or not reaches_archive:
+            return kept
+        older = yield from archive_reads.page(
+            user, upto=mark, after=after or "", before=before, start_ms=start, end_ms=end,
+            limit=count - len(kept), newest_first=True,
+        )  # fmt: skip
+        return kept + older
+    oldest = []
+    if reaches_archive:
+        oldest = yield from archive_reads.page(
+            user, upto=mark, after=after or "", before=before, start_ms=start, end_ms=end,
+            limit=count, newest_first=False,
+        )  # fmt: skip
+    merged = (oldest + kept)[:count]
+    merged.reverse()
+    return merged
+
+
+def _id(tx_id: str) -> tuple[int, int]:
+    ms, _, seq = tx_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def balance_at(user_id: str, at: int) -> Steps[AccountAt]:
     """Balance and held right after the last event stamped at or before ``at`` (Unix ms).
 
-    One ``XREVRANGE ... COUNT 1``: every event records the balance and held
-    after it, so this is O(log N) and exact. Events written before the held
-    field existed are completed by summing the held deltas before them, in
-    chunks outside any script.
+    One ``XREVRANGE ... COUNT 1`` (with the archive mark, in one round trip):
+    every event records the balance and held after it, so this is O(log N) and
+    exact; an instant before the oldest event Redis still holds is one index
+    probe of the archive. Events written before the held field existed are
+    completed from the last checkpoint before them plus at most
+    :data:`~credits.limits.CHECKPOINT_EVERY_EVENTS` events (a bounded read).
     """
     user = user_keys(check_user_id(user_id))
     moment = check_time_ms(at, "at")
     if moment is None:
         raise InvalidInputError("at must be a time in Unix ms, not None")
-    entries = yield Command(("XREVRANGE", user.log, str(moment), "-", "COUNT", 1))
-    if not entries:
+    hot, mark = batch_values(
+        (
+            yield Batch(
+                (
+                    Command(("XREVRANGE", user.log, str(moment), "-", "COUNT", 1)),
+                    Command(("GET", user.archived)),
+                )
+            )
+        )
+    )
+    entry = hot[0] if hot else None
+    archived = False
+    if entry is None and mark:
+        entry = yield from archive_reads.last_at_or_before(user, moment, str(mark))
+        archived = entry is not None
+    if entry is None:
         return AccountAt(user_id=user_id, at=moment, balance=0, held=0, tx_id=None)
-    tx_id, fields = entries[0]
+    tx_id, fields = entry
     held = fields.get(log_format.HELD_AFTER)
     if held is None:
-        held = yield from _held_up_to(user, tx_id)
+        held = yield from _held_up_to(user, tx_id, str(mark or ""), archived)
     return AccountAt(
         user_id=user_id,
         at=moment,
@@ -140,11 +212,22 @@ def balance_at(user_id: str, at: int) -> Steps[AccountAt]:
     )
 
 
-def _held_up_to(user: UserKeys, upto: str, chunk: int = limits.LOG_CHUNK_EVENTS) -> Steps[int]:
-    held, start = 0, "-"
+def _held_up_to(
+    user: UserKeys, upto: str, mark: str, archived: bool, chunk: int = limits.LOG_CHUNK_EVENTS
+) -> Steps[int]:
+    """Held right after ``upto``, for an event written before the held field existed."""
+    if archived:
+        return (yield from archive_reads.held_through(user, upto))
+    base = yield from checkpoints.last_at_or_before(user, upto)
+    if base is not None:
+        held, start = base.held, f"({base.tx_id}"
+    elif mark:
+        held, start = (yield from archive_reads.held_through(user, mark)), f"({mark}"
+    else:
+        held, start = 0, "-"
     while True:
         entries = yield Command(("XRANGE", user.log, start, upto, "COUNT", chunk))
         held += sum(int(fields[log_format.HELD_DELTA]) for _, fields in entries)
-        if len(entries) < chunk or entries[-1][0] == upto:
+        if len(entries) < chunk or not entries or entries[-1][0] == upto:
             return held
         start = f"({entries[-1][0]}"

@@ -75,6 +75,9 @@ class UserKeys:
     lot_due: str  # bucket zset: "<escaped user>" by the user's next lot start or expiry ms
     renew_due: str  # bucket zset: "<escaped user>" by the user's next allowance period ms
     stats: str  # bucket hash: "<metric>:<category>:<action>" -> credits, for /metrics
+    checkpoints: str  # stream: verified replay states of the log, by the log id they reach
+    checkpoint_head: str  # string: "<id>|<events>|<state>", the end the last verify reached
+    archived: str  # string: the log id up to which events moved to the archive (and left)
 
     def script_keys(self) -> list[str]:
         return [
@@ -124,6 +127,9 @@ def user_keys(user_id: str) -> UserKeys:
         lot_due=lot_due_key(bucket),
         renew_due=renew_due_key(bucket),
         stats=stats_key(bucket),
+        checkpoints=f"{base}:ckpt",
+        checkpoint_head=f"{base}:ckhead",
+        archived=f"{base}:arch",
     )
 
 

@@ -60,6 +60,25 @@ LOG_CHUNK_EVENTS_MAX = 10_000
 # Holds one sweep script call closes at most (each costs an event, a few index
 # updates and giving its credits back to their lots: about 50 µs), so a sweep over
 # any backlog never holds Redis for more than a couple of milliseconds at a time.
+# Checkpoints (credits/checkpoints.py): a verified replay state of a user's log (balance,
+# held, lots, pinned holds) at a log id. Verify writes one every this many events it
+# replays, so balance_at and a rebuild never replay more than this many events, plus
+# one "head" checkpoint at the end it verified (replaced by the next verify), so the
+# next verify and reconcile read only what was written since.
+CHECKPOINT_EVERY_EVENTS = 1000
+# Checkpoints one script call writes at most (each is one XADD of a few hundred bytes).
+CHECKPOINT_WRITES_PER_CALL_MAX = 16
+
+# The archive tier (credits/archive/): events older than the hot window and behind a
+# verified checkpoint are copied to the archive and then trimmed from Redis, at most
+# this many per copy-then-trim step (one archive transaction, one bounded script call).
+ARCHIVE_BATCH_EVENTS = 1000
+ARCHIVE_BATCH_EVENTS_MAX = 10_000
+HOT_DAYS_DEFAULT = 90
+HOT_DAYS_MAX = 100 * 365
+# Users one archive run looks at per pipeline (one XRANGE COUNT 1 each).
+ARCHIVE_SCAN_USERS = 200
+
 SWEEP_HOLDS_PER_CALL_MAX = 32
 SWEEP_BATCH_HOLDS_DEFAULT = SWEEP_HOLDS_PER_CALL_MAX
 SWEEP_BATCH_HOLDS_MAX = SWEEP_HOLDS_PER_CALL_MAX

@@ -79,10 +79,19 @@ class BalanceVerification(_Frozen):
     difference: int
     held_cached: int = 0
     held_calculated: int = 0
-    events: int = Field(default=0, ge=0, description="log events read")
+    events: int = Field(
+        default=0, ge=0, description="events in the log up to the verified end, archived included"
+    )
+    events_read: int = Field(
+        default=0, ge=0, description="events this verification read (after its checkpoint)"
+    )
     problems: list[str] = Field(
         default_factory=list, description="what differs, in words; empty when valid"
     )
+    checkpoint: str | None = Field(
+        default=None, description="the verified checkpoint the replay started from; None: the start"
+    )
+    full: bool = Field(default=False, description="replayed from the log's first event")
 
 
 class AccountAt(_Frozen):

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from credits import audit, event_cursor, history, ledger, limits
+from credits.archive import archiver
+from credits.archive.archiver import ArchiveReport
 from credits.connection import ClientOptions
 from credits.errors import CreditsError
 from credits.health import store_warnings
@@ -187,12 +189,16 @@ class Operations:
         """
         return history.balance_at(user_id, at)
 
-    def verify_balance(self, user_id: str) -> Steps[BalanceVerification]:
-        """Compare the cached account with the log's real end; changes nothing.
+    def verify_balance(self, user_id: str, *, full: bool = False) -> Steps[BalanceVerification]:
+        """Compare the cached account with the log's real end; changes nothing but checkpoints.
 
         A lost or stale account hash is invalid (``problems`` says how).
+        Incremental: the replay starts from the user's last verified checkpoint,
+        so it reads only what was written since (``checkpoint`` names it).
+        ``full`` replays from the very first event, archived ones included, and
+        holds every stored checkpoint against the log too.
         """
-        return audit.verify_balance(self._now(), user_id)
+        return audit.verify_balance(self._now(), user_id, full=full)
 
     def rebuild_balance(self, user_id: str) -> Steps[int]:
         """Set the cached account from the log without losing a racing write; the balance.
@@ -468,9 +474,35 @@ class Operations:
         fix: bool = False,
         batch_size: int = limits.RECONCILE_BATCH_USERS_DEFAULT,
         progress: Progress | None = None,
+        full: bool = False,
     ) -> Steps[ReconcileReport]:
-        """Verify every user; with ``fix``, rebuild those whose cache differs from the log."""
-        return reconcile(self._now, fix=fix, batch_size=batch_size, progress=progress)
+        """Verify every user; with ``fix``, rebuild those whose cache differs from the log.
+
+        Incremental (each user from its last verified checkpoint: a reconcile
+        costs what was written since the last one) unless ``full``.
+        """
+        return reconcile(self._now, fix=fix, batch_size=batch_size, progress=progress, full=full)
+
+    def archive_events(
+        self,
+        *,
+        hot_days: int | None = None,
+        batch_events: int = limits.ARCHIVE_BATCH_EVENTS,
+        users: list[str] | None = None,
+    ) -> Steps[ArchiveReport]:
+        """Move events older than ``hot_days`` (``CREDITS_HOT_DAYS``, 90) to the archive.
+
+        Copy, then trim, in batches of ``batch_events``: an event leaves Redis only
+        once the archive has committed it and a verified checkpoint covers it, so
+        a crash in between loses nothing and counts nothing twice. Users whose
+        cache disagrees with the log are left alone and listed. Raises
+        :class:`~credits.errors.ArchiveUnavailableError` (nothing trimmed) when
+        the archive is down or not configured.
+        """
+        days = self.options.hot_days if hot_days is None else hot_days
+        return archiver.archive_events(
+            self._now(), hot_days=days, batch_events=batch_events, users=users
+        )
 
     def check_store(self) -> Steps[list[str]]:
         """Warnings about the server's eviction and persistence settings (empty: fit for money)."""

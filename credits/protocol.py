@@ -65,7 +65,22 @@ class Batch:
         return any(command.writes for command in self.commands)
 
 
-Call = Command | Batch
+@dataclass(frozen=True, slots=True)
+class ArchiveCall:
+    """One call of the archive tier (:class:`credits.archive.base.Archive`): ``method(*args)``.
+
+    The archive is a database, not Redis, but reads that span both tiers are
+    steps like any other: the executors send these to the client's archive
+    (blocking, or in a worker thread for the asyncio client), so the logic is
+    written once. Without an archive the reply is
+    :class:`~credits.errors.ArchiveUnavailableError`, thrown into the steps.
+    """
+
+    method: str
+    args: tuple[Any, ...] = ()
+
+
+Call = Command | Batch | ArchiveCall
 """A Batch's reply is a list in which a failed command's entry is its (credits) error."""
 Steps = Generator[Call, Any, T]
 

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from credits import limits
-from credits.audit import rebuild_balance, verify_balance
+from credits.audit import parse_snapshot, rebuild_balance, snapshot_call, verify_snapshot
 from credits.errors import InvalidInputError
-from credits.keys import unescape_user_id, users_key
-from credits.protocol import Batch, Command, Now, Steps, batch_values
+from credits.keys import unescape_user_id, user_keys, users_key
+from credits.models import BalanceVerification
+from credits.protocol import Batch, Command, Now, Steps, batch_values, run_scripts
+from credits.scripts import script
 from credits.validation import check_limit
 
 INVALID_USERS_REPORTED_MAX = 100
@@ -43,6 +45,9 @@ class ReconcileReport(BaseModel):
     checked: int = Field(ge=0)
     invalid: int = Field(ge=0)
     fixed: int = Field(ge=0)
+    events_read: int = Field(
+        default=0, ge=0, description="log events replayed: what was written since the checkpoints"
+    )
     invalid_users: list[str] = Field(
         default_factory=list, description=f"the first {INVALID_USERS_REPORTED_MAX} that differed"
     )
@@ -68,14 +73,23 @@ def reconcile(
     fix: bool,
     batch_size: int = limits.RECONCILE_BATCH_USERS_DEFAULT,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> Steps[ReconcileReport]:
     """Walk every bucket's registry with SSCAN, verify each user, rebuild on ``fix``.
 
     The registries are scanned a group of buckets at a time, each group's SSCANs
     in one pipeline, so a store with few users costs a few round trips rather
     than one per bucket; each reply holds about ``batch_size`` users.
+
+    Incremental: the users found are snapshotted ``batch_size`` at a time in one
+    pipeline, each snapshot bringing the user's last verified checkpoint, so a
+    user with nothing new since costs its share of one round trip and no log
+    read; one with news costs the events written since. ``full`` replays every
+    user's whole log (archived events too) instead.
     """
     batch = check_limit(batch_size, limits.RECONCILE_BATCH_USERS_MAX, "batch_size")
+    if not isinstance(full, bool):
+        raise InvalidInputError(f"full must be a bool, got {type(full).__name__}")
     if progress is not None and not callable(progress):
         raise InvalidInputError("progress must be None or a callable(checked, total)")
     total = (yield from count_users()) if progress is not None else 0
@@ -96,18 +110,20 @@ def reconcile(
                 )
             )
             still_scanning: dict[int, int | str] = {}
+            found: list[str] = []
             for bucket, (cursor, members) in zip(cursors, replies, strict=True):
-                for escaped in members:
-                    yield from tally.check(clock_ms, unescape_user_id(escaped), fix)
-                    if progress is not None:
-                        progress(tally.checked, max(total, tally.checked))
+                found += [unescape_user_id(escaped) for escaped in members]
                 if str(cursor) != "0":
                     still_scanning[bucket] = cursor
+            for first_user in range(0, len(found), batch):
+                group = found[first_user : first_user + batch]
+                yield from tally.check_many(clock_ms, group, fix, full, progress, total)
             cursors = still_scanning
     return ReconcileReport(
         checked=tally.checked,
         invalid=tally.invalid,
         fixed=tally.fixed,
+        events_read=tally.events_read,
         invalid_users=tally.invalid_users,
         differences=tally.differences,
     )
@@ -120,13 +136,43 @@ class _Tally:
     """What reconcile found so far."""
 
     def __init__(self) -> None:
-        self.checked = self.invalid = self.fixed = 0
+        self.checked = self.invalid = self.fixed = self.events_read = 0
         self.invalid_users: list[str] = []
         self.differences: list[BalanceDifference] = []
 
-    def check(self, clock_ms: Callable[[], Now], user_id: str, fix: bool) -> Steps[None]:
-        verification = yield from verify_balance(clock_ms(), user_id)
+    def check_many(
+        self,
+        clock_ms: Callable[[], Now],
+        user_ids: list[str],
+        fix: bool,
+        full: bool,
+        progress: Progress | None,
+        total: int,
+    ) -> Steps[None]:
+        """Snapshot ``user_ids`` in one pipeline, then verify each from its snapshot."""
+        now = clock_ms()
+        users = [user_keys(u) for u in user_ids]
+        snaps = yield from run_scripts(script("snapshot"), [snapshot_call(u, now) for u in users])
+        for user, reply in zip(users, snaps, strict=True):
+            if isinstance(reply, BaseException):
+                raise reply
+            snap = parse_snapshot(user, reply)
+            verification = yield from verify_snapshot(
+                user, snap, limits.LOG_CHUNK_EVENTS, full=full
+            )
+            yield from self.record(clock_ms, user.user_id, verification, fix)
+            if progress is not None:
+                progress(self.checked, max(total, self.checked))
+
+    def record(
+        self,
+        clock_ms: Callable[[], Now],
+        user_id: str,
+        verification: BalanceVerification,
+        fix: bool,
+    ) -> Steps[None]:
         self.checked += 1
+        self.events_read += verification.events_read
         if verification.valid:
             return
         self.invalid += 1

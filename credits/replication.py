@@ -32,7 +32,7 @@ from typing import Any, Final
 from redis import exceptions as redis_errors
 
 from credits.errors import StoreRefusedError, StoreUnavailableError
-from credits.protocol import Arg, Call, Command
+from credits.protocol import ArchiveCall, Arg, Batch, Call, Command
 
 # WAITAOF 0 0 0 answers at once on 7.2+ ("unknown command" before): how a
 # client learns which of the two its server speaks, once.
@@ -63,7 +63,7 @@ class Replication:
         self.verb: str | None = None
 
     def applies_to(self, call: Call) -> bool:
-        return self.policy.replicas > 0 and call.writes
+        return self.policy.replicas > 0 and not isinstance(call, ArchiveCall) and call.writes
 
     def learn(self, reply: Any) -> None:
         """Read the probe's answer: a reply (WAITAOF known) or the ResponseError it raised."""
@@ -117,7 +117,12 @@ class Replication:
 
 
 def commands_of(call: Call) -> list[Command]:
-    return [call] if isinstance(call, Command) else list(call.commands)
+    """The Redis commands of a call (none for an archive call)."""
+    if isinstance(call, Command):
+        return [call]
+    if isinstance(call, Batch):
+        return list(call.commands)
+    return []
 
 
 def first_key(command: Command) -> str | None:

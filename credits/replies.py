@@ -141,6 +141,11 @@ def _too_many(ctx: Context, reply: Reply) -> CreditsError:
     return LimitExceededError(kind, _PLAN_BOUNDS.get(kind, 0), used=int(reply[2]), requested=1)
 
 
+def _unsafe_trim(ctx: Context, reply: Reply) -> CreditsError:
+    """The archiver asked to trim what is not safe to trim: nothing left the log."""
+    return StoreRefusedError(f"archive trim of {ctx.subject!r} refused: {reply[1]}")
+
+
 def _topup_not_found(ctx: Context, reply: Reply) -> CreditsError:
     return TopupNotFoundError(ctx.subject)
 
@@ -162,6 +167,7 @@ REFUSALS: Final[dict[str, Callable[[Context, Reply], CreditsError]]] = {
     "limit_exceeded": _limit_exceeded,
     "too_many": _too_many,
     "topup_not_found": _topup_not_found,
+    "unsafe_trim": _unsafe_trim,
 }
 
 STATUSES: Final = SUCCESS | CONTINUE | REFUSALS.keys()

@@ -61,6 +61,11 @@ class CreditsSettings(BaseSettings):
     # balance.below / balance.recovered for every user at this threshold (None: none)
     default_alert_below: int | None = Field(default=None, ge=1, le=AMOUNT_MAX)
     data_dir: Path = Path(".credits")
+    # The archive tier: postgresql://... or sqlite:///PATH (None: nothing is archived)
+    archive_url: str | None = None
+    # Events stay in Redis at least this many days (and until a verified checkpoint
+    # covers them); the archiver moves what is older to the archive.
+    hot_days: int = Field(default=limits.HOT_DAYS_DEFAULT, ge=1, le=limits.HOT_DAYS_MAX)
 
     def token(self) -> str | None:
         return self.redis_token.get_secret_value() if self.redis_token else None

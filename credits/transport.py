@@ -17,8 +17,9 @@ pipeline (:mod:`credits.replication`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio
@@ -26,8 +27,13 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis import exceptions as redis_errors
 
-from credits.errors import CreditsError, StoreRefusedError, StoreUnavailableError
-from credits.protocol import Call, Command, ScriptMissing, Steps
+from credits.errors import (
+    ArchiveUnavailableError,
+    CreditsError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
+from credits.protocol import ArchiveCall, Call, Command, ScriptMissing, Steps
 from credits.replication import (
     PROBE,
     Replication,
@@ -233,15 +239,34 @@ def _pipeline(
     return pipe, translate_replies
 
 
+class ArchiveLike(Protocol):
+    def call(self, method: str, args: tuple[Any, ...]) -> Any: ...
+
+
+def archive_call(archive: ArchiveLike | None, call: ArchiveCall) -> Any:
+    """Run one :class:`ArchiveCall` (blocking); no archive configured is a typed error."""
+    if archive is None:
+        raise ArchiveUnavailableError(
+            "this call needs the archive tier and none is configured: set CREDITS_ARCHIVE_URL "
+            "(or pass archive_url=) to the archive the archiver writes to"
+        )
+    return archive.call(call.method, call.args)
+
+
 def blocking_executor(
-    client: BlockingRedis, replication: Replication | None = None
+    client: BlockingRedis,
+    replication: Replication | None = None,
+    archive: ArchiveLike | None = None,
 ) -> Callable[[Call], Any]:
     """One Call over a blocking client: a Command's reply, or a Batch's list of replies.
 
     With ``replication``, a write and its WAIT go in one pipeline (see :class:`_Durable`).
+    An :class:`ArchiveCall` goes to ``archive``.
     """
 
     def send(call: Call) -> Any:
+        if isinstance(call, ArchiveCall):
+            return archive_call(archive, call)
         waited = _waited(call, replication)
         if waited and replication is not None and replication.verb is None:
             replication.learn(_probe_blocking(client))
@@ -287,11 +312,16 @@ def _forget_demoted_blocking(client: BlockingRedis) -> None:
 
 
 def async_executor(
-    client: AsyncRedis, replication: Replication | None = None
+    client: AsyncRedis,
+    replication: Replication | None = None,
+    archive: ArchiveLike | None = None,
 ) -> Callable[[Call], Awaitable[Any]]:
-    """One Call over an asyncio client (see :func:`blocking_executor`)."""
+    """One Call over an asyncio client (see :func:`blocking_executor`); archive calls
+    run in a worker thread, so a slow archive never blocks the event loop."""
 
     async def send(call: Call) -> Any:
+        if isinstance(call, ArchiveCall):
+            return await asyncio.to_thread(archive_call, archive, call)
         waited = _waited(call, replication)
         if waited and replication is not None and replication.verb is None:
             replication.learn(await _probe_async(client))

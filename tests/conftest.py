@@ -113,3 +113,38 @@ def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     started = worker_rig.Workers(redis_url, tmp_path_factory.mktemp("workers"))
     yield started
     started.stop_all()
+
+
+# --------------------------------------------------------------------------- the archive tier
+# A real PostgreSQL (tests/pg_rig.py: CREDITS_TEST_POSTGRES_URL, or one started from the
+# system's binaries) and SQLite; every archive test runs on both, each in its own
+# schema or file, and only what the suite made is dropped.
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    import pg_rig
+
+    started = pg_rig.start_postgres_target()
+    if isinstance(started, str):
+        pytest.skip(started)
+    made: list[str] = []
+    started.made_schemas = made  # type: ignore[attr-defined]
+    yield started
+    try:
+        started.drop_schemas(made)
+    finally:
+        started.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh, empty archive of each kind for this test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('archive')}/archive.db"
+    import pg_rig
+
+    target = request.getfixturevalue("postgres")
+    schema = pg_rig.new_schema()
+    target.made_schemas.append(schema)
+    return str(target.archive_url(schema))

@@ -73,5 +73,6 @@ def test_every_error_is_importable_from_the_package_and_says_if_it_applied() -> 
         assert getattr(credits, name) is error, name
         assert issubclass(error, CreditsError)
     unknown = [n for n in names if not getattr(credits.errors, n).outcome_known]
-    assert unknown == ["StoreUnavailableError"]
+    assert unknown == ["ArchiveUnavailableError", "StoreUnavailableError"]
+    assert issubclass(credits.errors.ArchiveUnavailableError, StoreUnavailableError)
     assert issubclass(StoreUnavailableError, credits.errors.TransactionError)

@@ -385,7 +385,21 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
             },
         ),
     ),
-    "verify_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
+    "verify_balance": lambda _: st.tuples(
+        st.tuples(user_ids),
+        st.fixed_dictionaries({}, optional={"full": st.one_of(st.booleans(), non_str)}),
+    ),
+    "archive_events": lambda _: st.tuples(
+        st.just(()),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "hot_days": numbers,
+                "batch_events": batch_sizes,
+                "users": st.one_of(non_str, st.lists(user_ids, max_size=3)),
+            },
+        ),
+    ),
     "rebuild_balance": lambda _: st.tuples(st.tuples(user_ids), st.just({})),
     "reserve": lambda _: st.tuples(
         st.tuples(user_ids, amounts, actions),
@@ -411,7 +425,13 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
     "reconcile": lambda _: st.tuples(
         st.just(()),
         st.fixed_dictionaries(
-            {}, optional={"fix": st.booleans(), "batch_size": batch_sizes, "progress": progress}
+            {},
+            optional={
+                "fix": st.booleans(),
+                "batch_size": batch_sizes,
+                "progress": progress,
+                "full": st.one_of(st.booleans(), non_str),
+            },
         ),
     ),
     "check_store": lambda _: st.tuples(st.just(()), st.just({})),
@@ -471,8 +491,8 @@ CALLS: dict[str, Callable[[list[str]], st.SearchStrategy[Call]]] = {
 LOT_ID_METHODS = frozenset({"get_lot", "void_lot"})
 # Walking all 1,024 buckets is slower than a single call: fewer examples.
 FEWER = {
-    "reconcile": 5, "expire_reservations": 20, "expire_lots": 20, "read_events": 20,
-    "renew_allowances": 20,
+    "reconcile": 5, "archive_events": 5, "expire_reservations": 20, "expire_lots": 20,
+    "read_events": 20, "renew_allowances": 20,
 }  # fmt: skip
 
 

@@ -1,11 +1,13 @@
 """``credits export``: a user's log (or everyone's) as JSON Lines or CSV.
 
-Why streaming: a log is never trimmed, so an export of a busy user or of the
-whole ledger can be millions of events. It is read oldest first in pages of
-:data:`~credits.limits.EXPORT_PAGE_EVENTS` (one bounded ``XRANGE`` each, the
-``after`` cursor of :meth:`~credits.Credits.get_transactions`) and written as
-it is read, so memory and every Redis call stay bounded whatever the size.
-Every user is found through the per-bucket registries, as reconcile finds them.
+Why streaming: a ledger kept for years is millions of events. A log is read
+oldest first in pages of :data:`~credits.limits.EXPORT_PAGE_EVENTS` (the
+``after`` cursor of :meth:`~credits.Credits.get_transactions`, which spans the
+archive and Redis, so archived history comes out as if it had never moved) and
+written as it is read, so memory and every call stay bounded whatever the
+size. Every user is found through the per-bucket registries, as reconcile
+finds them; ``--all`` shows a progress bar (users done of users registered)
+on stderr, so the output stays clean.
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ from pathlib import Path
 from typing import IO, Annotated, Any, Final
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from credits import limits
-from credits.cli.app import DataDirOption, SinceOption, UntilOption, app, open_ledger, time_range
+from credits.cli.app import (
+    DataDirOption,
+    SinceOption,
+    UntilOption,
+    app,
+    err_console,
+    open_ledger,
+    time_range,
+)
 from credits.client import Credits
 from credits.keys import unescape_user_id, users_key
 from credits.models import Transaction
@@ -56,6 +67,14 @@ def user_transactions(
         if len(page) < limits.EXPORT_PAGE_EVENTS:
             return
         cursor = page[0].tx_id
+
+
+def count_users(client: Credits) -> int:
+    """Users registered in all (one SCARD per bucket, pipelined)."""
+    pipe = client.redis.pipeline(transaction=False)
+    for bucket in range(limits.BUCKET_COUNT):
+        pipe.scard(users_key(bucket))
+    return sum(int(n) for n in pipe.execute())
 
 
 def every_user(client: Credits) -> Iterator[str]:
@@ -106,9 +125,17 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here [default: stdout]")
     ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every user's log, with a progress bar on stderr")
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Export the log: one user's, or every user's, oldest first per user, as JSONL or CSV."""
+    """Export the log: one user's, or every user's, oldest first per user, as JSONL or CSV.
+
+    Archived history (CREDITS_ARCHIVE_URL) is included as if it had never moved.
+    """
+    if every and user is not None:
+        raise typer.BadParameter("give a USER or --all, not both")
     start, end = time_range(since, until)
     with ExitStack() as stack:
         client = stack.enter_context(open_ledger(data_dir))
@@ -118,10 +145,22 @@ def export(
             else sys.stdout
         )
         writer = _Writer(out, fmt)
-        users = [user] if user is not None else every_user(client)
-        for user_id in users:
-            for tx in user_transactions(client, user_id, start, end):
+        if user is not None:
+            for tx in user_transactions(client, user, start, end):
                 writer.write(tx)
+        else:
+            progress = stack.enter_context(
+                Progress(
+                    TextColumn("export"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("users"), TimeElapsedColumn(), console=err_console,
+                    disable=not every,
+                )
+            )  # fmt: skip
+            task = progress.add_task("users", total=count_users(client) if every else None)
+            for user_id in every_user(client):
+                for tx in user_transactions(client, user_id, start, end):
+                    writer.write(tx)
+                progress.advance(task)
         out.flush()
     if output is not None:
         sys.stderr.write(f"{writer.count} transactions written to {output}\n")

@@ -125,7 +125,9 @@ def _print_verification(user: str, found: BalanceVerification) -> None:
     if found.valid:
         say(
             user, ": ", ("valid", "green"), f" (balance {found.cached}, held {found.held_cached}; "
-            f"{found.events} events read)",
+            f"{found.events} events, {found.events_read} read"
+            + (", from the first" if found.full else f", after checkpoint {found.checkpoint}")
+            + ")",
         )  # fmt: skip
         return
     say(user, ": ", ("INVALID", "red"))
@@ -144,19 +146,25 @@ def verify(
     fix: Annotated[bool, typer.Option("--fix", help="Rebuild the cached account from the log")] = (
         False
     ),
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Replay from the first event (archived too), not a checkpoint"),
+    ] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check one user's cached balance against the log (cached → calculated); --fix rebuilds it.
 
+    Incremental: from the user's last verified checkpoint; --full replays the
+    whole log, archived events included, and checks every checkpoint too.
     Exits 1 if the account differs and was not fixed.
     """
     with open_ledger(data_dir) as client:
-        found = client.verify_balance(user)
+        found = client.verify_balance(user, full=full)
         after = None
         if fix and not found.valid:
             client.rebuild_balance(user)
-            after = client.verify_balance(user)
+            after = client.verify_balance(user, full=full)
     if as_json:
         print_json(
             {
@@ -178,6 +186,10 @@ def verify(
 @app.command()
 def reconcile(
     fix: Annotated[bool, typer.Option("--fix", help="Rebuild balances that differ")] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Replay every whole log (archived too), not from checkpoints"),
+    ] = False,
     batch_size: Annotated[
         int,
         typer.Option(min=1, max=limits.RECONCILE_BATCH_USERS_MAX, help="Users read per batch"),
@@ -187,12 +199,13 @@ def reconcile(
 ) -> None:
     """Verify every user's cached balance against its log (the same work as the beat task).
 
-    Shows each account that differed as cached → calculated. Exits 1 if a
+    Incremental (what was written since each user's last verified checkpoint)
+    unless --full. Shows each account that differed as cached → calculated. Exits 1 if a
     balance differs and was not fixed.
     """
     with open_ledger(data_dir) as client:
         if as_json:
-            report = client.reconcile(fix=fix, batch_size=batch_size)
+            report = client.reconcile(fix=fix, batch_size=batch_size, full=full)
         else:
             with Progress(
                 TextColumn("reconcile"),
@@ -207,7 +220,9 @@ def reconcile(
                 def advance(checked: int, total: int) -> None:
                     progress.update(task, completed=checked, total=total)
 
-                report = client.reconcile(fix=fix, batch_size=batch_size, progress=advance)
+                report = client.reconcile(
+                    fix=fix, batch_size=batch_size, progress=advance, full=full
+                )
                 progress.update(task, completed=report.checked, total=max(report.checked, 1))
     if as_json:
         print_json(report.model_dump())

@@ -8,6 +8,7 @@ completion webhooks. See ``celeryconfig.py`` for delivery guarantees.
 from credits.tasks.app import app
 from credits.tasks.delivery import deliver_events
 from credits.tasks.jobs import (
+    archive_events,
     expire_lots,
     expire_reservations,
     reconcile_balances,
@@ -18,6 +19,7 @@ from credits.tasks.jobs import (
 
 __all__ = [
     "app",
+    "archive_events",
     "deliver_events",
     "expire_lots",
     "expire_reservations",

@@ -161,6 +161,12 @@ beat_schedule = {
         "schedule": _webhooks.webhook_interval_s,
         "options": {"expires": _webhooks.webhook_interval_s},
     },
+    # The archive tier: copy-then-trim of events older than CREDITS_HOT_DAYS.
+    "archive-events": {
+        "task": "credits.tasks.archive_events",
+        "schedule": _settings.archive_interval_s,
+        "options": {"expires": _settings.archive_interval_s},
+    },
     "reconcile-balances": {
         "task": "credits.tasks.reconcile_balances",
         "schedule": _settings.reconcile_interval_s,

@@ -86,6 +86,16 @@ RECONCILE_TASK: Final[dict[str, Any]] = {
     "time_limit": 55 * 60,
 }
 
+# Archiving is periodic too, and safe to stop anywhere (copy, then trim, per batch):
+# acknowledged on receipt, and a run cut short is finished by the next one.
+ARCHIVE_TASK: Final[dict[str, Any]] = {
+    **_RETRY,
+    "max_retries": UPKEEP_RETRIES_MAX,
+    "acks_late": False,
+    "soft_time_limit": 50 * 60,
+    "time_limit": 55 * 60,
+}
+
 RECONCILE_LOG_EVERY_USERS: Final = 10_000
 
 
@@ -195,12 +205,14 @@ def _log_progress(checked: int, total: int) -> None:
 
 
 @app.task(name="credits.tasks.reconcile_balances", **RECONCILE_TASK)
-def reconcile_balances(fix: bool = False) -> dict[str, int]:
+def reconcile_balances(fix: bool = False, full: bool = False) -> dict[str, int]:
     """Verify every user's cached balance against the log; with ``fix``, rebuild those that differ.
 
+    Incremental: each user from its last verified checkpoint, so an hourly run
+    costs what was written since the last one; ``full`` replays every whole log.
     Returns ``{"checked": n, "invalid": n, "fixed": n}``.
     """
-    report = ledger().reconcile(fix=bool(fix), progress=_log_progress)
+    report = ledger().reconcile(fix=bool(fix), progress=_log_progress, full=bool(full))
     if report.invalid:
         logger.warning(
             "reconcile: %d of %d users differed from their log (%d fixed); first: %s",
@@ -208,5 +220,37 @@ def reconcile_balances(fix: bool = False) -> dict[str, int]:
             report.checked,
             report.fixed,
             report.invalid_users[:10],
+        )
+    return report.summary()
+
+
+@app.task(name="credits.tasks.archive_events", **ARCHIVE_TASK)
+def archive_events(hot_days: int | None = None, users: list[str] | None = None) -> dict[str, int]:
+    """Copy events older than ``CREDITS_HOT_DAYS`` to the archive, then trim them from Redis.
+
+    Run by beat. Without ``CREDITS_ARCHIVE_URL`` there is nowhere to archive
+    to: the run does nothing (and says so once in the log). An archive that is
+    down raises ``ArchiveUnavailableError`` (retried a few times, then the next
+    tick): nothing was trimmed, and the hot ledger never waits for it.
+    ``users`` limits the run to those users (an operator's "archive them now").
+    Returns ``{"users": n, "events": n, "unverified": n}``.
+    """
+    client = ledger()
+    if client.archive is None:
+        logger.info("archive_events: no CREDITS_ARCHIVE_URL configured; nothing to do")
+        return {"users": 0, "events": 0, "unverified": 0}
+    report = client.archive_events(hot_days=hot_days, users=users)
+    if report.events_archived:
+        logger.info(
+            "archived %d events of %d users (older than %d ms)",
+            report.events_archived,
+            report.users_archived,
+            report.cutoff_ms,
+        )
+    if report.unverified:
+        logger.warning(
+            "archive: %d users left alone, their cache differs from their log: %s",
+            len(report.unverified),
+            report.unverified[:10],
         )
     return report.summary()

@@ -117,6 +117,8 @@ class WorkerSettings(CreditsSettings):
     )
     sweep_interval_s: float = Field(default=SWEEP_INTERVAL_S_DEFAULT, gt=0, le=DAY_S)
     reconcile_interval_s: float = Field(default=RECONCILE_INTERVAL_S_DEFAULT, gt=0, le=7 * DAY_S)
+    # beat's schedule for archive_events (a no-op without CREDITS_ARCHIVE_URL)
+    archive_interval_s: float = Field(default=RECONCILE_INTERVAL_S_DEFAULT, gt=0, le=7 * DAY_S)
     broker_visibility_timeout_s: int = Field(
         default=VISIBILITY_TIMEOUT_S_DEFAULT,
         ge=VISIBILITY_TIMEOUT_S_MIN,
