@@ -1,8 +1,8 @@
 """The Typer app of ``credits`` and what every command shares.
 
 Why one module: each command module (``up``, ``views``, ``ops``, ``plans``,
-``webhooks``, ``export``, ``keys``, ``serve``) registers on :data:`app` and uses the same few helpers,
-so every command finds its Redis the same way, fails the same way and prints
+``webhooks``, ``export``, ``keys``, ``serve``) registers on :data:`app` and uses
+the same few helpers, so every command finds its Redis the same way, fails the same way and prints
 JSON the same way.
 
 Output rules, for every command:
