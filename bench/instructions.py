@@ -53,6 +53,13 @@ def _deduct(url: str, n: int) -> None:
             ledger.deduct(USER, 1, ACTION)
 
 
+def _balance(url: str, n: int) -> None:
+    with Credits(url) as ledger:
+        ledger.initialize_user(USER, baseline.GRANT)
+        for _ in range(n):
+            ledger.get_balance(USER)
+
+
 def _baseline(url: str, n: int) -> None:
     client = redis.Redis.from_url(url, decode_responses=True)
     account = baseline.BaselineAccount.named("instr", "b")
@@ -99,6 +106,7 @@ def _bulk_baseline(url: str, n: int) -> None:
 WORKLOADS: dict[str, Callable[[str, int], None]] = {
     "baseline": _baseline,
     "deduct": _deduct,
+    "balance": _balance,
     "pair": _pair,
     "bulk-baseline": _bulk_baseline,
     "bulk": _bulk,

@@ -6,7 +6,8 @@ A script names the shared parts it uses at its top, BullMQ style::
 
 and each part (``lua/include/<name>.lua``) names the parts *it* uses the same
 way, so a reader sees what every script depends on. The loader puts each part
-once, dependencies first, in front of the script's own body, and writes in the
+once, dependencies first, in front of the script's own body (leaving out the
+functions the script never calls), and writes in the
 bounds of :mod:`credits.limits` (``__LAZY_EXPIRE_PER_CALL_MAX__``) and the log's
 field names (``__LOG_FIELDS__``), so Python and Lua share one set of numbers
 and names.
@@ -26,6 +27,7 @@ from functools import cache
 from importlib import resources
 
 from credits import limits, log_format
+from credits.lua_prune import prune
 
 _PLACEHOLDER = re.compile(r"__([A-Z_]+)__")
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
@@ -81,11 +83,12 @@ def _parts_in_order(source: str) -> list[str]:
 
 
 def assemble(body: str) -> str:
-    """``body`` with every part it includes in front and the placeholders filled: what
-    Redis runs. (The tests also run small bodies of their own this way, to hold a Lua
-    part and its Python twin together.)"""
+    """``body`` with every part it includes in front, the placeholders filled and the
+    parts' functions it never calls left out (:mod:`credits.lua_prune`): what Redis
+    runs. (The tests also run small bodies of their own this way, to hold a Lua part
+    and its Python twin together.)"""
     parts = [_read(f"include/{part}") for part in _parts_in_order(body)]
-    return _fill("\n".join([*parts, body]))
+    return prune(_fill("\n".join([*parts, body])))
 
 
 @cache
