@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from archive_rig import DAY_S, archive_mark, daily_history, every_tx_id, hot_events, unused_archive
+from archive_rig import (
+    DAY_S,
+    archive_mark,
+    daily_history,
+    every_tx_id,
+    hot_events,
+    is_trim,
+    unused_archive,
+)
 from ledger_fixtures import Backend, Clock, make_ledger, store_snapshot
 
 from credits.errors import ArchiveUnavailableError, InvalidInputError
@@ -80,7 +88,7 @@ def test_a_run_cut_between_copy_and_trim_loses_nothing_and_doubles_nothing(
     trimmed: list[Any] = []
 
     def dies_at_the_second_trim(call: Any) -> Any:
-        if _is_trim(call) and trimmed:
+        if is_trim(call) and trimmed:
             raise KeyboardInterrupt("the archiver died between copy and trim")
         return call
 
@@ -99,16 +107,6 @@ def test_a_run_cut_between_copy_and_trim_loses_nothing_and_doubles_nothing(
     assert tiered.verify_balance(user_id, full=True).valid
 
 
-def _is_trim(call: Any) -> bool:
-    from credits.scripts import script
-
-    trim = script("archive_trim")
-    args = getattr(call, "args", ())
-    return (
-        bool(args) and args[0] in ("EVALSHA", "EVAL") and (trim.sha in args or trim.source in args)
-    )
-
-
 def _intercept(execute: Any, before: Any, trimmed: list[Any]) -> Any:
     """The client's executor with ``before(call)`` first; successful trims recorded."""
     import inspect
@@ -117,7 +115,7 @@ def _intercept(execute: Any, before: Any, trimmed: list[Any]) -> Any:
 
         async def awaited(call: Any) -> Any:
             reply = await execute(before(call))
-            if _is_trim(call):
+            if is_trim(call):
                 trimmed.append(call)
             return reply
 
@@ -125,7 +123,7 @@ def _intercept(execute: Any, before: Any, trimmed: list[Any]) -> Any:
 
     def blocking(call: Any) -> Any:
         reply = execute(before(call))
-        if _is_trim(call):
+        if is_trim(call):
             trimmed.append(call)
         return reply
 
