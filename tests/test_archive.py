@@ -213,3 +213,22 @@ def test_the_beat_task_archives_through_a_real_worker(
         assert writer.verify_balance(user_id, full=True).valid
     finally:
         close()
+
+
+def test_checkpoints_lost_after_archiving_are_rebuilt_from_the_archive(
+    tiered: Any, clock: Clock, raw: Any, user_id: str
+) -> None:
+    daily_history(tiered, clock, user_id, 130)
+    tiered.archive_events(users=[user_id])
+    keys = user_keys(user_id)
+    raw.delete(keys.checkpoints, keys.checkpoint_head)  # lost by hand
+    found = tiered.verify_balance(user_id)
+    assert found.valid and found.full and found.events == 131, found  # from the archive
+    assert tiered.verify_balance(user_id).events_read == 0  # and checkpointed again
+    raw.hset(keys.account, "bal", 1)
+    raw.delete(keys.checkpoints, keys.checkpoint_head)
+    assert tiered.rebuild_balance(user_id) == 10**9 - 130
+    clock.advance(3 * DAY_S)
+    tiered.deduct(user_id, 1, "chat_message")
+    assert tiered.archive_events(users=[user_id]).events_archived == 3
+    assert tiered.verify_balance(user_id, full=True).valid
