@@ -31,6 +31,10 @@ class Sizes:
     history_events: int
     history_small_events: int
     history_calls: int  # get_transactions calls per side per round
+    reconcile_users: int  # users of the incremental reconcile row
+    reconcile_events: int  # events per user there (then 1 % more)
+    archive_users: int  # users of the archive rows
+    archive_events: int  # events per user there, over 200 days
     memory_events: int
     pair_ops: int
     sweep_expired: int
@@ -64,6 +68,10 @@ FULL = Sizes(
     history_events=1_000_000,
     history_small_events=100,
     history_calls=300,
+    reconcile_users=10_000,
+    reconcile_events=1000,
+    archive_users=100,
+    archive_events=2000,
     memory_events=200_000,
     pair_ops=500,
     sweep_expired=100_000,
@@ -93,6 +101,10 @@ QUICK = Sizes(
     history_events=100_000,
     history_small_events=100,
     history_calls=60,
+    reconcile_users=300,
+    reconcile_events=100,
+    archive_users=20,
+    archive_events=400,
     memory_events=20_000,
     pair_ops=200,
     sweep_expired=2000,

@@ -119,6 +119,31 @@ def synthetic_log(
     return LogUser(user_id=user_id, events=written, last_ms=ms)
 
 
+def append_copies(
+    client: redis.Redis, user_id: str, count: int, start_ms: int, spacing_ms: int = EVENT_SPACING_MS
+) -> int:
+    """``count`` more deducts at the end of a user's log (copies of its newest event),
+    ``spacing_ms`` apart from ``start_ms``; returns the last event's ms."""
+    keys = user_keys(user_id)
+    _, template = newest_entry(client, keys.log)
+    pairs = [item for field_value in template.items() for item in field_value]
+    clone = client.register_script(CLONE_EVENTS_LUA)
+    balance, ms, left = int(template["B"]), start_ms, count
+    while left > 0:
+        step = min(CLONE_PER_CALL, left)
+        balance -= DEDUCT_AMOUNT
+        last = clone(
+            keys=[keys.log, keys.account],
+            args=[ms, spacing_ms, step, balance, -DEDUCT_AMOUNT, pairs.index("B") + 2, *pairs],
+        )
+        last_id = last[0].decode() if isinstance(last[0], bytes) else str(last[0])
+        ms = int(last_id.partition("-")[0]) + spacing_ms
+        balance = int(last[1])
+        left -= step
+    _carry_lot(client, keys.account, balance)
+    return ms - spacing_ms
+
+
 def _carry_lot(client: redis.Redis, account: str, balance: int) -> None:
     """The copies all draw on the user's one lot (the welcome grant): keep it in step."""
     (lot,) = json.loads(client.hget(account, "L") or "[]")

@@ -176,6 +176,20 @@ class _Replayer:
         self.periodic = []
 
 
+def _replay_tiers(
+    user: UserKeys, replayer: _Replayer, archived: str, upto: str, chunk: int
+) -> Steps[None]:
+    """Replay from the replayer's base to ``upto``: first what of it is archived (events
+    up to the archive mark), then Redis's. A base is normally at or after the mark; one
+    before it (a checkpoint deleted by hand) still replays every event, once."""
+    base = replayer.base
+    after = base.tx_id if base is not None else ""
+    if archived and (not after or checkpoints.parse_id(after) < checkpoints.parse_id(archived)):
+        yield from archive_reads.replay_archived(user, archived, chunk, replayer, after=after)
+        after = archived
+    yield from replayer.run_hot(user.log, after, upto, chunk)
+
+
 def _replay_for(
     user: UserKeys, snap: Snapshot, chunk: int, *, full: bool, mark_ms: int | None
 ) -> Steps[_Replayer]:
@@ -186,11 +200,7 @@ def _replay_for(
     if base is None and snap.archived and not full:
         full = True  # the log's start left Redis, and no checkpoint says what it added up to
     replayer = _Replayer(user, base, mark_ms=mark_ms, compare=full)
-    after = base.tx_id if base is not None else ""
-    if base is None and snap.archived:
-        yield from archive_reads.replay_archived(user, snap.archived, chunk, replayer)
-        after = snap.archived
-    yield from replayer.run_hot(user.log, after, snap.log_end, chunk)
+    yield from _replay_tiers(user, replayer, snap.archived, snap.log_end, chunk)
     return replayer
 
 
@@ -267,12 +277,11 @@ def mark_checkpoint(
     Returns the checkpoint the archiver may archive up to (None: none).
     """
     base = yield from _stored_at_or_before(user, str(mark_ms))
-    archived = yield Command(("GET", user.archived))
+    archived = str((yield Command(("GET", user.archived))) or "")
+    if archived and checkpoints.id_ms(archived) > mark_ms:
+        return None  # archived past the mark already
     replayer = _Replayer(user, base)
-    after = base.tx_id if base is not None else ""
-    if base is None and archived:
-        return None  # the log's start is archived and nothing says what it added up to
-    yield from replayer.run_hot(user.log, after, str(mark_ms), chunk)
+    yield from _replay_tiers(user, replayer, archived, str(mark_ms), chunk)
     if replayer.events == 0:
         return base
     mark = checkpoints.at(replayer.replay, checkpoints.MARK)

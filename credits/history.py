@@ -14,6 +14,7 @@ from credits.archive import reads as archive_reads
 from credits.archive.reads import after_mark
 from credits.errors import InvalidInputError
 from credits.keys import LEGACY_LOT_ID, UserKeys, lot_id, reservation_id, user_keys
+from credits.lots.replay import LogReplay
 from credits.models import AccountAt, Transaction
 from credits.protocol import Batch, Command, Steps, batch_values
 from credits.validation import check_limit, check_time_ms, check_user_id, decode_metadata
@@ -168,7 +169,7 @@ def _id(tx_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def balance_at(user_id: str, at: int) -> Steps[AccountAt]:
+def balance_at(user_id: str, at: int, lots: bool = False) -> Steps[AccountAt]:
     """Balance and held right after the last event stamped at or before ``at`` (Unix ms).
 
     One ``XREVRANGE ... COUNT 1`` (with the archive mark, in one round trip):
@@ -176,8 +177,11 @@ def balance_at(user_id: str, at: int) -> Steps[AccountAt]:
     exact; an instant before the oldest event Redis still holds is one index
     probe of the archive. Events written before the held field existed are
     completed from the last checkpoint before them plus at most
-    :data:`~credits.limits.CHECKPOINT_EVERY_EVENTS` events (a bounded read).
+    :data:`~credits.limits.CHECKPOINT_EVERY_EVENTS` events (a bounded read), and
+    so are the lots (``lots=True``): the checkpoint's lots, replayed on to the event.
     """
+    if not isinstance(lots, bool):
+        raise InvalidInputError(f"lots must be a bool, got {type(lots).__name__}")
     user = user_keys(check_user_id(user_id))
     moment = check_time_ms(at, "at")
     if moment is None:
@@ -203,13 +207,51 @@ def balance_at(user_id: str, at: int) -> Steps[AccountAt]:
     held = fields.get(log_format.HELD_AFTER)
     if held is None:
         held = yield from _held_up_to(user, tx_id, str(mark or ""), archived)
+    remaining = (yield from _lots_at(user, tx_id, str(mark or ""))) if lots else None
     return AccountAt(
         user_id=user_id,
         at=moment,
         balance=int(fields[log_format.BALANCE_AFTER]),
         held=int(held),
         tx_id=tx_id,
+        lots=remaining,
     )
+
+
+def _lots_at(
+    user: UserKeys, tx_id: str, mark: str, chunk: int = limits.LOG_CHUNK_EVENTS
+) -> Steps[dict[str, int]]:
+    """Each active lot's remaining right after ``tx_id``: the last checkpoint at or before
+    it (Redis's, else the archive's), replayed on to it."""
+    at_id = _id(tx_id)
+    base = yield from checkpoints.last_at_or_before(user, tx_id)
+    if base is None and mark:
+        base = yield from archive_reads.checkpoint_at_or_before(user, tx_id)
+    replay = base.replay() if base is not None else LogReplay()
+    after = base.tx_id if base is not None else ""
+    if mark and (not after or _id(after) < _id(mark)):
+        upto = tx_id if at_id <= _id(mark) else mark
+        while True:
+            rows = yield from archive_reads.archived_events(user, after, upto, chunk)
+            replay.feed(rows)
+            if len(rows) < chunk or not rows:
+                break
+            after = rows[-1][0]
+        after = upto
+    if not after or _id(after) < at_id:
+        start = f"({after}" if after else "-"
+        while True:
+            entries = yield Command(("XRANGE", user.log, start, tx_id, "COUNT", chunk))
+            replay.feed(entries)
+            if len(entries) < chunk or not entries or entries[-1][0] == tx_id:
+                break
+            start = f"({entries[-1][0]}"
+    replay.finish()
+    return {
+        lot_id(user, lot["i"]): int(lot["r"])
+        for lot in replay.lots.values()
+        if lot.get("st") in ("active", "pending")
+    }
 
 
 def _held_up_to(

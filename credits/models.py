@@ -102,6 +102,10 @@ class AccountAt(_Frozen):
     balance: int = Field(ge=0)
     held: int = Field(ge=0)
     tx_id: str | None = Field(description="that event; None before the user's first event")
+    lots: dict[str, int] | None = Field(
+        default=None,
+        description="with lots=True: each active lot's remaining credits then (lot id -> credits)",
+    )
 
 
 class Reservation(_Frozen):

@@ -181,13 +181,15 @@ class Operations:
         """
         return history.get_transactions(user_id, limit, start_time, end_time, before, after)
 
-    def balance_at(self, user_id: str, at: int) -> Steps[AccountAt]:
+    def balance_at(self, user_id: str, at: int, *, lots: bool = False) -> Steps[AccountAt]:
         """Balance and held right after the last event stamped at or before ``at`` (Unix ms).
 
         ``AccountAt.tx_id`` is that event (None before the user's first); exact,
-        O(log N) plus a bounded read.
+        O(log N) plus a bounded read, archived history included. ``lots=True``
+        adds each active lot's remaining credits at that moment, from the last
+        verified checkpoint before it plus at most 1,000 events.
         """
-        return history.balance_at(user_id, at)
+        return history.balance_at(user_id, at, lots)
 
     def verify_balance(self, user_id: str, *, full: bool = False) -> Steps[BalanceVerification]:
         """Compare the cached account with the log's real end; changes nothing but checkpoints.

@@ -59,3 +59,14 @@ def unused_archive(kind: str) -> str:
     import pg_rig
 
     return f"postgresql://credits@127.0.0.1:{pg_rig._free_port()}/postgres"
+
+
+def is_trim(call: Any) -> bool:
+    """The call is the archiver's trim script (by SHA, or by source after a NOSCRIPT)."""
+    from credits.scripts import script
+
+    trim = script("archive_trim")
+    args = getattr(call, "args", ())
+    if not args or args[0] not in ("EVALSHA", "EVAL"):
+        return False
+    return trim.sha in args or trim.source in args

@@ -46,6 +46,7 @@ class PostgresTarget:
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
     owner: tuple[int, int] | None = None
+    argv: list[str] | None = None
 
     def archive_url(self, schema: str | None = None) -> str:
         """The archive URL of a schema (a fresh one per test keeps tests apart)."""
@@ -69,6 +70,20 @@ class PostgresTarget:
                 self.process.wait(timeout=10)
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def shut_down(self) -> None:
+        """Stop the server (a fast shutdown), keeping its data: the archive is down."""
+        if self.process is None:
+            raise RuntimeError("only a server the suite started can be stopped")
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=30)
+
+    def start_again(self) -> None:
+        """Start the stopped server again, on the same port and data."""
+        if self.argv is None or self.data_dir is None:
+            raise RuntimeError("only a server the suite started can be started again")
+        self.process = _launch(self.argv, self.data_dir, self.owner)
+        _wait_ready(self.admin_dsn, self.process, self.data_dir / "postgres.log")
 
     def pause(self) -> None:
         """Make the server unreachable (SIGSTOP), as a hung database would be."""
@@ -139,23 +154,32 @@ def start_throwaway(binaries: tuple[str, str]) -> PostgresTarget:
         check=True, capture_output=True, preexec_fn=_as(owner), env=env, timeout=120,
     )  # fmt: skip
     port = _free_port()
-    log = (data_dir / "postgres.log").open("wb")
-    if owner is not None:
-        os.chown(data_dir / "postgres.log", *owner)
-    process = subprocess.Popen(
-        [postgres, "-D", str(pgdata), "-p", str(port), "-k", str(sockets),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
-         "-c", "synchronous_commit=off"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        preexec_fn=_as(owner), env=env,
-    )  # fmt: skip
+    argv = [postgres, "-D", str(pgdata), "-p", str(port), "-k", str(sockets),
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
+            "-c", "synchronous_commit=off"]  # fmt: skip
+    process = _launch(argv, data_dir, owner)
     dsn = f"postgresql://credits@127.0.0.1:{port}/postgres"
     target = PostgresTarget(
-        url="", admin_dsn=dsn, schema=new_schema(), process=process, data_dir=data_dir, owner=owner
-    )
+        url="", admin_dsn=dsn, schema=new_schema(), process=process, data_dir=data_dir,
+        owner=owner, argv=argv,
+    )  # fmt: skip
     target.url = target.archive_url()
     _wait_ready(dsn, process, data_dir / "postgres.log")
     return target
+
+
+def _launch(
+    argv: list[str], data_dir: Path, owner: tuple[int, int] | None
+) -> subprocess.Popen[bytes]:
+    log_path = data_dir / "postgres.log"
+    log = log_path.open("ab")
+    if owner is not None:
+        os.chown(log_path, *owner)
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    return subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        preexec_fn=_as(owner), env=env,
+    )  # fmt: skip
 
 
 def _wait_ready(dsn: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from archive_rig import DAY_S, archive_mark, daily_history, every_tx_id, hot_events, unused_archive
+from archive_rig import (
+    DAY_S,
+    archive_mark,
+    daily_history,
+    every_tx_id,
+    hot_events,
+    is_trim,
+    unused_archive,
+)
 from ledger_fixtures import Backend, Clock, make_ledger, store_snapshot
 
 from credits.errors import ArchiveUnavailableError, InvalidInputError
@@ -80,7 +88,7 @@ def test_a_run_cut_between_copy_and_trim_loses_nothing_and_doubles_nothing(
     trimmed: list[Any] = []
 
     def dies_at_the_second_trim(call: Any) -> Any:
-        if _is_trim(call) and trimmed:
+        if is_trim(call) and trimmed:
             raise KeyboardInterrupt("the archiver died between copy and trim")
         return call
 
@@ -99,16 +107,6 @@ def test_a_run_cut_between_copy_and_trim_loses_nothing_and_doubles_nothing(
     assert tiered.verify_balance(user_id, full=True).valid
 
 
-def _is_trim(call: Any) -> bool:
-    from credits.scripts import script
-
-    trim = script("archive_trim")
-    args = getattr(call, "args", ())
-    return (
-        bool(args) and args[0] in ("EVALSHA", "EVAL") and (trim.sha in args or trim.source in args)
-    )
-
-
 def _intercept(execute: Any, before: Any, trimmed: list[Any]) -> Any:
     """The client's executor with ``before(call)`` first; successful trims recorded."""
     import inspect
@@ -117,7 +115,7 @@ def _intercept(execute: Any, before: Any, trimmed: list[Any]) -> Any:
 
         async def awaited(call: Any) -> Any:
             reply = await execute(before(call))
-            if _is_trim(call):
+            if is_trim(call):
                 trimmed.append(call)
             return reply
 
@@ -125,7 +123,7 @@ def _intercept(execute: Any, before: Any, trimmed: list[Any]) -> Any:
 
     def blocking(call: Any) -> Any:
         reply = execute(before(call))
-        if _is_trim(call):
+        if is_trim(call):
             trimmed.append(call)
         return reply
 
@@ -215,3 +213,22 @@ def test_the_beat_task_archives_through_a_real_worker(
         assert writer.verify_balance(user_id, full=True).valid
     finally:
         close()
+
+
+def test_checkpoints_lost_after_archiving_are_rebuilt_from_the_archive(
+    tiered: Any, clock: Clock, raw: Any, user_id: str
+) -> None:
+    daily_history(tiered, clock, user_id, 130)
+    tiered.archive_events(users=[user_id])
+    keys = user_keys(user_id)
+    raw.delete(keys.checkpoints, keys.checkpoint_head)  # lost by hand
+    found = tiered.verify_balance(user_id)
+    assert found.valid and found.full and found.events == 131, found  # from the archive
+    assert tiered.verify_balance(user_id).events_read == 0  # and checkpointed again
+    raw.hset(keys.account, "bal", 1)
+    raw.delete(keys.checkpoints, keys.checkpoint_head)
+    assert tiered.rebuild_balance(user_id) == 10**9 - 130
+    clock.advance(3 * DAY_S)
+    tiered.deduct(user_id, 1, "chat_message")
+    assert tiered.archive_events(users=[user_id]).events_archived == 3
+    assert tiered.verify_balance(user_id, full=True).valid

@@ -54,6 +54,8 @@ def test_every_read_answers_the_same_after_archiving(
 ) -> None:
     start_ms = clock.now_ms
     daily_history(tiered, clock, user_id, 130, per_day=3)  # 391 events, 3 per millisecond
+    tiered.add(user_id, 500, "purchase", expires_in=200 * DAY_S)  # a second lot
+    tiered.verify_balance(user_id)  # the checkpoints a reconcile would have written
     hold = tiered.reserve(user_id, 50, "video_generation", ttl=3600)
     day = DAY_S * 1000
     windows = [
@@ -73,6 +75,7 @@ def test_every_read_answers_the_same_after_archiving(
             for w in windows
         ],
         "at": [tiered.balance_at(user_id, t).model_dump() for t in instants],
+        "lots": [tiered.balance_at(user_id, t, lots=True).model_dump() for t in instants],
     }
     report = tiered.archive_events(batch_events=64, users=[user_id])
     assert report.events_archived == 3 * (130 - HOT_DAYS_DEFAULT) + 1
@@ -85,9 +88,15 @@ def test_every_read_answers_the_same_after_archiving(
             for w in windows
         ],
         "at": [tiered.balance_at(user_id, t).model_dump() for t in instants],
+        "lots": [tiered.balance_at(user_id, t, lots=True).model_dump() for t in instants],
     }
     assert after == before
-    assert len(set(after["after"])) == len(after["after"]) == 392
+    assert len(set(after["after"])) == len(after["after"]) == 393
+    now = tiered.balance_at(user_id, clock.now_ms, lots=True)
+    active = {lot.id: lot.remaining for lot in tiered.list_lots(user_id, status="active")}
+    assert now.lots == active and len(active) == 2
+    first_day = tiered.balance_at(user_id, start_ms, lots=True)
+    assert list(first_day.lots.values()) == [10**9]
     # Cursors handed out before the move still work after it.
     middle = before["after"][100]
     older = tiered.get_transactions(user_id, limit=5, before=middle)

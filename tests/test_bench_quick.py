@@ -31,6 +31,10 @@ def _optional_rows() -> dict[str, str]:
     optional = {}
     if not os.environ.get("CREDITS_BENCH_PG_DSN"):
         optional["hot_user_pg"] = "CREDITS_BENCH_PG_DSN is not set"
+        from bench.pg_server import _binaries
+
+        if _binaries() is None:
+            optional["archive_pg"] = "no CREDITS_BENCH_PG_DSN and no PostgreSQL binaries"
     from credits import Credits
 
     if not hasattr(Credits, "deduct_many"):

@@ -171,13 +171,11 @@ def _archive_user(now: Now, user: UserKeys, cutoff: int, batch: int, tally: _Tal
         if len(tally.unverified) < UNVERIFIED_REPORTED_MAX:
             tally.unverified.append(user.user_id)
         return
-    mark, stored, head, newest = batch_values(
+    mark, newest = batch_values(
         (
             yield Batch(
                 (
                     Command(("GET", user.archived)),
-                    Command(("XREVRANGE", user.checkpoints, str(cutoff), "-", "COUNT", 1)),
-                    Command(("GET", user.checkpoint_head)),
                     Command(("XREVRANGE", user.log, "+", "-", "COUNT", 2)),
                 )
             )
@@ -185,13 +183,9 @@ def _archive_user(now: Now, user: UserKeys, cutoff: int, batch: int, tally: _Tal
     )
     if len(newest) < 2:
         return  # the log keeps its newest event
-    stored_cp = checkpoints.from_entry(stored[0]) if stored else None
-    head_cp = checkpoints.decode_head(head or "")
-    if head_cp is not None and checkpoints.id_ms(head_cp.tx_id) > cutoff:
-        head_cp = None
-    base = checkpoints.later(stored_cp, head_cp)
-    if base is None or (mark and checkpoints.parse_id(base.tx_id) <= checkpoints.parse_id(mark)):
-        base = yield from mark_checkpoint(user, cutoff)
+    # The mark: the state right after the last event before the window, replayed from
+    # the last stored checkpoint before it (at most CHECKPOINT_EVERY_EVENTS events).
+    base = yield from mark_checkpoint(user, cutoff)
     if base is None:
         return
     # Up to the checkpoint, but never the log's newest event (the log keeps its end).

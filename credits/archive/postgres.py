@@ -55,6 +55,7 @@ class PostgresArchive(Archive):
             self.dsn,
             connect_timeout=CONNECT_TIMEOUT_S,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            client_encoding="utf8",  # text comes back as str even from a SQL_ASCII database
             autocommit=False,
         )
 

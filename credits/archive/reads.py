@@ -30,9 +30,11 @@ def archived_events(user: UserKeys, after: str, upto: str, chunk: int) -> Steps[
     return [(str(tx_id), dict(fields)) for tx_id, fields in rows]
 
 
-def replay_archived(user: UserKeys, upto: str, chunk: int, into: Feeder) -> Steps[int]:
-    """Feed every archived event up to ``upto`` (the archive mark) to ``into``; how many."""
-    after, count = "", 0
+def replay_archived(
+    user: UserKeys, upto: str, chunk: int, into: Feeder, after: str = ""
+) -> Steps[int]:
+    """Feed the archived events in (after, upto] (upto: the archive mark) to ``into``."""
+    count = 0
     while True:
         rows = yield from archived_events(user, after, upto, chunk)
         yield from into.feed(rows)
