@@ -5,7 +5,7 @@ below the threshold, the script writes ``topup.requested``, a real Celery
 worker's ``deliver_events`` POSTs it (signed) over loopback to
 ``examples/webhook_receiver.py`` served by uvicorn, which charges its stand-in
 card and calls ``confirm_topup``. The test plays beat (the dispatcher tick
-every ``TICK_S``), and waits by polling with deadlines.
+every ``DELIVERY_TICK_S``), and waits by polling with deadlines.
 
 An ASGI wrapper in front of the receiver records every delivery and can lose
 the answer to one (after the receiver handled it, as a dropped connection
@@ -33,11 +33,10 @@ from typing import Any
 
 import httpx
 import pytest
-from celery import Celery
 from http_rig import serve_app
 from standardwebhooks import Webhook
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from worker_rig import REPO_ROOT, Workers
+from worker_rig import REPO_ROOT, DeliveryBeat, Workers
 
 from credits import Credits, LedgerEvent
 from credits.keys import topup_id, user_keys
@@ -48,8 +47,6 @@ pytestmark = pytest.mark.system  # a worker, a receiver and a Redis of its own
 
 LEDGER_SECRET = "whsec_" + base64.b64encode(b"ledger-endpoint-secret-32-bytes!").decode()
 PROVIDER_SECRET = "whsec_" + base64.b64encode(b"provider-secret-of-32-bytes-long").decode()
-TICK_S = 0.2
-TASK = "credits.tasks.deliver_events"
 RETRIES = ",".join(["0.3"] * 20)  # a failed delivery is tried again 0.3 s later
 LOOP_TIMEOUT_S = 30.0
 
@@ -146,29 +143,6 @@ class Recorder:
             ]
 
 
-class Beat:
-    """Sends the dispatcher tick to ``queue`` every TICK_S until stopped."""
-
-    def __init__(self, url: str, queue: str) -> None:
-        self._app = Celery("topup-loop-tests", broker=url)
-        self._queue = queue
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(TICK_S):
-            self._app.send_task(TASK, queue=self._queue, expires=5)
-
-    def __enter__(self) -> Beat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._app.close()
-
-
 @dataclass(frozen=True)
 class Loop:
     ledger: Credits
@@ -209,7 +183,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
                         "CREDITS_WEBHOOK_RETRY_S": RETRIES,
                     }
                 )
-                with Beat(server.url, worker.queue):
+                with DeliveryBeat(server.url, worker.queue):
                     yield Loop(ledger, payments, recorder, served.base_url)
         finally:
             workers.stop_all()

@@ -4,7 +4,7 @@ Each test has a Redis of its own (broker, result backend and store, as with
 one Redis in production), because a worker delivers to every endpoint of its
 store and trims its outboxes. The test plays beat: a thread sends the
 dispatcher tick (``deliver_events()``) to the worker's queue every
-``TICK_S``, through a Celery app of the test's own pointed at that Redis. The
+``DELIVERY_TICK_S``, through a Celery app of the test's own pointed at that Redis. The
 retry schedule is short (``CREDITS_WEBHOOK_RETRY_S``), and every wait is a
 poll with a deadline.
 """
@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from celery import Celery
 from ledger_fixtures import Clock
 from receiver_rig import Receiver
-from worker_rig import REPO_ROOT, Workers, clean_env
+from worker_rig import DELIVERY_TASK, REPO_ROOT, DeliveryBeat, Workers, clean_env
 
 from credits import Credits, LedgerEvent
 from credits.keys import outbox_key, user_keys, webhook_pause_key
@@ -35,8 +34,6 @@ from credits.webhooks.stats import event_stats
 
 pytestmark = pytest.mark.system  # workers, HTTP receivers, a Redis of its own
 
-TICK_S = 0.2
-TASK = "credits.tasks.deliver_events"
 TIMEOUT_S = "0.5"
 FLAT_RETRIES = ",".join(["0.4"] * 30)  # every 0.4 s, for 12 s
 
@@ -69,29 +66,6 @@ def worker_env(**more: str) -> dict[str, str]:
         "CREDITS_WEBHOOK_RETRY_S": FLAT_RETRIES,
         **more,
     }
-
-
-class Beat:
-    """Sends the dispatcher tick to ``queue`` every TICK_S until stopped."""
-
-    def __init__(self, url: str, queue: str) -> None:
-        self._app = Celery("webhook-tests", broker=url)
-        self._queue = queue
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(TICK_S):
-            self._app.send_task(TASK, queue=self._queue, expires=5)
-
-    def __enter__(self) -> Beat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._app.close()
 
 
 def expire(client: Credits, clock: Clock, users: list[str], holds_each: int) -> None:
@@ -138,7 +112,7 @@ def test_a_worker_delivers_through_failures_and_timeouts_in_order_at_least_once(
         endpoint = client.add_webhook(receiver.url)
         worker = own_workers.start(env=worker_env())
         users = [unique_user("w") for _ in range(6)]
-        with Beat(server.url, worker.queue):
+        with DeliveryBeat(server.url, worker.queue):
             expire(client, clock, users, 3)
             receiver.wait_for(18)
             # It fails: the events are tried again and again ...
@@ -178,7 +152,7 @@ def test_a_dead_endpoint_with_a_backlog_does_not_delay_another(
         client.add_webhook(live.url)
         worker = own_workers.start(env=worker_env(), concurrency=2)
         latencies: list[float] = []
-        with Beat(server.url, worker.queue):
+        with DeliveryBeat(server.url, worker.queue):
             for probe in range(8):
                 user = unique_user(f"probe{probe}")
                 started = time.monotonic()
@@ -211,7 +185,7 @@ def test_the_outbox_stays_bounded_under_steady_traffic(
         lengths: list[int] = []
         produced = 0
         pace = threading.Event()  # never set: its wait paces the traffic
-        with Beat(server.url, worker.queue):
+        with DeliveryBeat(server.url, worker.queue):
             deadline = time.monotonic() + 12.0
             while time.monotonic() < deadline:
                 expire(client, clock, users, 2)  # a burst of 10 events
@@ -254,7 +228,7 @@ def test_parked_deliveries_are_listed_and_retried_from_the_cli(
         assert receiver.url in listed.stdout and "reservation.*" in listed.stdout
         receiver.mode = "fail"
         worker = own_workers.start(env=worker_env(CREDITS_WEBHOOK_RETRY_S="0.2,0.2"))
-        with Beat(server.url, worker.queue):
+        with DeliveryBeat(server.url, worker.queue):
             expire(client, clock, [user_id], 2)
             wait_until(lambda: event_stats(client.redis).failed >= 2, timeout_s=30,
                        what="two parked deliveries")  # fmt: skip
@@ -295,13 +269,13 @@ def test_flower_shows_the_delivery_task(
             return False
 
     def shown() -> bool:
-        answer = httpx.get(f"{base}/api/tasks", params={"taskname": TASK}, timeout=2.0)
+        answer = httpx.get(f"{base}/api/tasks", params={"taskname": DELIVERY_TASK}, timeout=2.0)
         return answer.status_code == 200 and bool(answer.json())
 
     try:
         wait_until(listening, timeout_s=60, what="Flower")
         worker = own_workers.start(env=worker_env())
-        with Beat(server.url, worker.queue):
+        with DeliveryBeat(server.url, worker.queue):
             wait_until(shown, timeout_s=60, what="Flower to list deliver_events", interval_s=0.5)
     finally:
         flower.terminate()

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -215,3 +216,35 @@ class Supervisor:
         log = self.worker.log_path.read_text(errors="replace")
         self.crashes.append(log[log.find("CRITICAL") :][:300])
         self.worker = self._start()
+
+
+DELIVERY_TICK_S: Final = 0.2
+DELIVERY_TASK: Final = "credits.tasks.deliver_events"
+
+
+class DeliveryBeat:
+    """Sends the webhook dispatcher's tick to ``queue`` every DELIVERY_TICK_S until
+    stopped: what beat does, faster, for the tests that deliver through real workers.
+
+    Its Celery app is never the current one, so ``AsyncResult(id)`` elsewhere in the
+    session keeps resolving through the credits app and its result backend.
+    """
+
+    def __init__(self, url: str, queue: str) -> None:
+        self._app = Celery("delivery-beat", broker=url, set_as_current=False)
+        self._queue = queue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(DELIVERY_TICK_S):
+            self._app.send_task(DELIVERY_TASK, queue=self._queue, expires=5)
+
+    def __enter__(self) -> DeliveryBeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._app.close()
