@@ -232,3 +232,20 @@ def test_checkpoints_lost_after_archiving_are_rebuilt_from_the_archive(
     tiered.deduct(user_id, 1, "chat_message")
     assert tiered.archive_events(users=[user_id]).events_archived == 3
     assert tiered.verify_balance(user_id, full=True).valid
+
+
+def test_the_archive_is_configured_from_the_environment_and_scheduled(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Any
+) -> None:
+    from credits import Credits
+    from credits.tasks.celeryconfig import beat_schedule
+
+    assert beat_schedule["archive-events"]["task"] == "credits.tasks.archive_events"
+    monkeypatch.setenv("CREDITS_ARCHIVE_URL", f"sqlite:///{tmp_path}/a.db")
+    monkeypatch.setenv("CREDITS_HOT_DAYS", "30")
+    with Credits(redis_url) as client:
+        assert client.archive is not None and client.archive.kind == "sqlite"
+        assert client.options.hot_days == 30
+    monkeypatch.setenv("CREDITS_ARCHIVE_URL", "mysql://nope")
+    with pytest.raises(InvalidInputError, match="postgresql"):
+        Credits(redis_url)
