@@ -17,6 +17,7 @@ from archive_rig import (
     archive_mark,
     daily_history,
     every_tx_id,
+    forget_user,
     hot_events,
     is_trim,
     unused_archive,
@@ -46,8 +47,12 @@ def tiered(request: pytest.FixtureRequest, clock: Clock, archive_url: str) -> It
         archive_url=archive_url,
     )
     client.test_backend = backend
+    user: str = request.getfixturevalue("user_id")  # forgotten at the end (archive_rig)
     yield client
     close()
+    raw = backend.raw(decode_responses=True)
+    forget_user(raw, user)
+    backend.close_raw(raw)
 
 
 @pytest.fixture
@@ -138,6 +143,7 @@ def test_a_user_whose_cache_differs_is_not_archived(
     report = tiered.archive_events(users=[user_id])
     assert report.unverified == [user_id] and report.events_archived == 0
     assert hot_events(raw, user_id) == 121 and archive_mark(raw, user_id) is None
+    tiered.rebuild_balance(user_id)  # leave the shared Redis valid for later reconciles
 
 
 def test_an_archive_that_is_down_trims_nothing_and_the_ledger_goes_on(
@@ -212,6 +218,7 @@ def test_the_beat_task_archives_through_a_real_worker(
         assert every_tx_id(writer, user_id) == before
         assert writer.verify_balance(user_id, full=True).valid
     finally:
+        forget_user(writer.redis, user_id)
         close()
 
 
