@@ -32,6 +32,9 @@ from credits.lua_prune import prune
 _PLACEHOLDER = re.compile(r"__([A-Z_]+)__")
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
 _READ = re.compile(r"^--- @read$", re.MULTILINE)
+# A script that writes only what can be derived again from the log (checkpoints): what
+# a caller is told never depends on it, so with wait_replicas it is not waited for.
+_DERIVED = re.compile(r"^--- @derived$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class Script:
     name: str
     source: str
     sha: str
-    writes: bool = True  # False for a script marked ``--- @read``
+    writes: bool = True  # False for a script marked ``--- @read`` or ``--- @derived``
 
 
 def _value(name: str) -> str:
@@ -100,5 +103,5 @@ def script(name: str) -> Script:
         name=name,
         source=source,
         sha=hashlib.sha1(source.encode("utf-8")).hexdigest(),
-        writes=_READ.search(body) is None,
+        writes=_READ.search(body) is None and _DERIVED.search(body) is None,
     )

@@ -70,3 +70,18 @@ def is_trim(call: Any) -> bool:
     if not args or args[0] not in ("EVALSHA", "EVAL"):
         return False
     return trim.sha in args or trim.source in args
+
+
+def forget_user(raw: Any, user_id: str) -> None:
+    """Remove a user the test archived from the shared Redis: its history now lives in
+    the test's own archive, which goes away with the test, so a later test that reads
+    every user (export, a full reconcile) must not meet it."""
+    keys = user_keys(user_id)
+    for key in (
+        keys.account, keys.log, keys.holds, keys.open, keys.closed, keys.lots, keys.lots_done,
+        keys.checkpoints, keys.checkpoint_head, keys.archived,
+    ):  # fmt: skip
+        raw.delete(key)
+    raw.srem(keys.users, keys.escaped)
+    raw.zrem(keys.lot_due, keys.escaped)
+    raw.zrem(keys.renew_due, keys.escaped)

@@ -17,6 +17,7 @@ from archive_rig import (
     archive_mark,
     daily_history,
     every_tx_id,
+    forget_user,
     hot_events,
     is_trim,
     unused_archive,
@@ -46,8 +47,12 @@ def tiered(request: pytest.FixtureRequest, clock: Clock, archive_url: str) -> It
         archive_url=archive_url,
     )
     client.test_backend = backend
+    user: str = request.getfixturevalue("user_id")  # forgotten at the end (archive_rig)
     yield client
     close()
+    raw = backend.raw(decode_responses=True)
+    forget_user(raw, user)
+    backend.close_raw(raw)
 
 
 @pytest.fixture
@@ -138,6 +143,7 @@ def test_a_user_whose_cache_differs_is_not_archived(
     report = tiered.archive_events(users=[user_id])
     assert report.unverified == [user_id] and report.events_archived == 0
     assert hot_events(raw, user_id) == 121 and archive_mark(raw, user_id) is None
+    tiered.rebuild_balance(user_id)  # leave the shared Redis valid for later reconciles
 
 
 def test_an_archive_that_is_down_trims_nothing_and_the_ledger_goes_on(
@@ -212,6 +218,7 @@ def test_the_beat_task_archives_through_a_real_worker(
         assert every_tx_id(writer, user_id) == before
         assert writer.verify_balance(user_id, full=True).valid
     finally:
+        forget_user(writer.redis, user_id)
         close()
 
 
@@ -232,3 +239,20 @@ def test_checkpoints_lost_after_archiving_are_rebuilt_from_the_archive(
     tiered.deduct(user_id, 1, "chat_message")
     assert tiered.archive_events(users=[user_id]).events_archived == 3
     assert tiered.verify_balance(user_id, full=True).valid
+
+
+def test_the_archive_is_configured_from_the_environment_and_scheduled(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Any
+) -> None:
+    from credits import Credits
+    from credits.tasks.celeryconfig import beat_schedule
+
+    assert beat_schedule["archive-events"]["task"] == "credits.tasks.archive_events"
+    monkeypatch.setenv("CREDITS_ARCHIVE_URL", f"sqlite:///{tmp_path}/a.db")
+    monkeypatch.setenv("CREDITS_HOT_DAYS", "30")
+    with Credits(redis_url) as client:
+        assert client.archive is not None and client.archive.kind == "sqlite"
+        assert client.options.hot_days == 30
+    monkeypatch.setenv("CREDITS_ARCHIVE_URL", "mysql://nope")
+    with pytest.raises(InvalidInputError, match="postgresql"):
+        Credits(redis_url)

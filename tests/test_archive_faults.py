@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import redis
-from archive_rig import archive_mark, daily_history, every_tx_id, hot_events, is_trim
+from archive_rig import archive_mark, daily_history, every_tx_id, forget_user, hot_events, is_trim
 from cluster_rig import RedisCluster3
 from ledger_fixtures import Clock, make_ledger
 from redis.crc import key_slot
@@ -78,6 +78,7 @@ def test_archiver_sigkilled_between_copy_and_trim(
         assert every_tx_id(client, user_id) == before
         assert client.verify_balance(user_id, full=True).valid
     finally:
+        forget_user(client.redis, user_id)
         close()
 
 
@@ -126,6 +127,7 @@ def test_the_archive_goes_down_mid_run_and_archiving_resumes(
         assert every_tx_id(client, user_id)[:-1] == before
         assert client.verify_balance(user_id, full=True).valid
     finally:
+        forget_user(client.redis, user_id)
         close()
 
 

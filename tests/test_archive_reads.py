@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from archive_rig import DAY_S, archive_mark, daily_history, every_tx_id
+from archive_rig import DAY_S, archive_mark, daily_history, every_tx_id, forget_user
 from ledger_fixtures import Backend, Clock, make_ledger
 
 from credits.limits import HOT_DAYS_DEFAULT
@@ -33,8 +33,12 @@ def tiered(request: pytest.FixtureRequest, clock: Clock, archive_url: str) -> It
         archive_url=archive_url,
     )
     client.test_backend = backend
+    user: str = request.getfixturevalue("user_id")  # forgotten at the end (archive_rig)
     yield client
     close()
+    raw = backend.raw(decode_responses=True)
+    forget_user(raw, user)
+    backend.close_raw(raw)
 
 
 def _pages_back(ledger: Any, user_id: str, limit: int, **window: Any) -> list[str]:

@@ -102,6 +102,8 @@ def test_a_full_verify_catches_a_tampered_checkpoint(ledger: Any, user_id: str, 
     assert any(f"checkpoint {cp_id} records balance" in p for p in full.problems), full.problems
     # The incremental verify starts from the lie and disagrees with the cache too.
     assert not ledger.verify_balance(user_id).valid
+    store.delete(keys.checkpoints, keys.checkpoint_head)  # leave the shared Redis valid
+    assert ledger.verify_balance(user_id).valid
 
 
 def test_reconcile_costs_what_was_written_since_the_last(ledger: Any, unique_user: Any) -> None:

@@ -12,6 +12,8 @@
 -- ARGV: now_ms, config, then id, kind, events, state (JSON), repeated (at most
 --       CHECKPOINT_WRITES_PER_CALL_MAX)
 -- returns {"ok", written}
+-- Derived data (a verify writes them again from the log), so never waited for replicas.
+--- @derived
 --- @include "context"
 
 local function parse_id(id)
