@@ -54,7 +54,9 @@ class RedisTarget:
         """Empty what the run wrote: FLUSHALL on our server, tagged keys on another."""
         if self.owned:
             with contextlib.closing(self.client()) as client:
-                client.flushall()
+                # ASYNC: a row's millions of keys are freed in the background; a blocking
+                # FLUSHALL of them outlasts the client's socket timeout
+                client.flushall(asynchronous=True)
             return
         for offset in range(DATABASES_USED):
             with contextlib.closing(self.client(offset)) as client:
