@@ -23,12 +23,14 @@ import redis
 
 from credits.keys import due_key, users_key
 from credits.limits import BUCKET_COUNT
+from credits.waiting import wait_until
 
 ENV_URL = "CREDITS_BENCH_REDIS_URL"
 REFUSED_PORT = 6379
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 DATABASES_USED = 2  # the sweep compares two key spaces side by side: db n and n + 1
 SCAN_COUNT = 1000
+FLUSH_TIMEOUT_S = 300.0
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ class RedisTarget:
                 # ASYNC: a row's millions of keys are freed in the background; a blocking
                 # FLUSHALL of them outlasts the client's socket timeout
                 client.flushall(asynchronous=True)
+                # ...and waited for, so the next row's memory and timings start clean
+                wait_until(
+                    lambda: int(client.info("memory").get("lazyfree_pending_objects", 0)) == 0,
+                    timeout_s=FLUSH_TIMEOUT_S,
+                    what="the flushed keys to be freed",
+                )
             return
         for offset in range(DATABASES_USED):
             with contextlib.closing(self.client(offset)) as client:
