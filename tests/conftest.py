@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import rig
@@ -148,3 +149,34 @@ def archive_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     schema = pg_rig.new_schema()
     target.made_schemas.append(schema)
     return str(target.archive_url(schema))
+
+
+ARCHIVE_CLIENT_KINDS = ["sync", "async", pytest.param("cluster-sync", marks=pytest.mark.cluster)]
+
+
+@pytest.fixture(params=ARCHIVE_CLIENT_KINDS)
+def tiered(request: pytest.FixtureRequest, clock: Any, archive_url: str) -> Iterator[Any]:
+    """A ledger client with the test's archive and clock; the test's user is forgotten
+    at the end (archive_rig.forget_user), its history gone with the archive."""
+    from archive_rig import forget_user
+    from ledger_fixtures import Backend, make_ledger
+
+    kind: str = request.param
+    if kind.startswith("cluster-"):
+        backend = request.getfixturevalue("cluster_backend").backend
+    else:
+        backend = Backend(request.getfixturevalue("redis_url"), cluster=False)
+    client, close = make_ledger(
+        kind.removeprefix("cluster-"),
+        backend.url,
+        cluster=backend.cluster,
+        clock=clock,
+        archive_url=archive_url,
+    )
+    client.test_backend = backend
+    user: str = request.getfixturevalue("user_id")
+    yield client
+    close()
+    raw = backend.raw(decode_responses=True)
+    forget_user(raw, user)
+    backend.close_raw(raw)

@@ -28,32 +28,6 @@ from credits.errors import ArchiveUnavailableError, InvalidInputError
 from credits.keys import user_keys
 from credits.limits import HOT_DAYS_DEFAULT
 
-KINDS = ["sync", "async", pytest.param("cluster-sync", marks=pytest.mark.cluster)]
-
-
-@pytest.fixture(params=KINDS)
-def tiered(request: pytest.FixtureRequest, clock: Clock, archive_url: str) -> Iterator[Any]:
-    """A ledger client with the test's archive and clock."""
-    kind: str = request.param
-    if kind.startswith("cluster-"):
-        backend = request.getfixturevalue("cluster_backend").backend
-    else:
-        backend = Backend(request.getfixturevalue("redis_url"), cluster=False)
-    client, close = make_ledger(
-        kind.removeprefix("cluster-"),
-        backend.url,
-        cluster=backend.cluster,
-        clock=clock,
-        archive_url=archive_url,
-    )
-    client.test_backend = backend
-    user: str = request.getfixturevalue("user_id")  # forgotten at the end (archive_rig)
-    yield client
-    close()
-    raw = backend.raw(decode_responses=True)
-    forget_user(raw, user)
-    backend.close_raw(raw)
-
 
 @pytest.fixture
 def raw(tiered: Any) -> Iterator[Any]:

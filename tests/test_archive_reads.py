@@ -8,37 +8,13 @@ must be identical, on both archive backends and both clients.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from archive_rig import DAY_S, archive_mark, daily_history, every_tx_id, forget_user
-from ledger_fixtures import Backend, Clock, make_ledger
+from archive_rig import DAY_S, archive_mark, daily_history, every_tx_id
+from ledger_fixtures import Clock, make_ledger
 
 from credits.limits import HOT_DAYS_DEFAULT
-
-
-@pytest.fixture(params=["sync", "async", pytest.param("cluster-sync", marks=pytest.mark.cluster)])
-def tiered(request: pytest.FixtureRequest, clock: Clock, archive_url: str) -> Iterator[Any]:
-    kind: str = request.param
-    if kind.startswith("cluster-"):
-        backend = request.getfixturevalue("cluster_backend").backend
-    else:
-        backend = Backend(request.getfixturevalue("redis_url"), cluster=False)
-    client, close = make_ledger(
-        kind.removeprefix("cluster-"),
-        backend.url,
-        cluster=backend.cluster,
-        clock=clock,
-        archive_url=archive_url,
-    )
-    client.test_backend = backend
-    user: str = request.getfixturevalue("user_id")  # forgotten at the end (archive_rig)
-    yield client
-    close()
-    raw = backend.raw(decode_responses=True)
-    forget_user(raw, user)
-    backend.close_raw(raw)
 
 
 def _pages_back(ledger: Any, user_id: str, limit: int, **window: Any) -> list[str]:
