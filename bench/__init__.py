@@ -10,7 +10,7 @@ Run it::
 
     pip install -e ".[dev,bench]"
     python -m bench --quick --out /tmp/bench   # under a minute, smaller sizes
-    CREDITS_BENCH_PG_DSN=postgresql://... python -m bench   # full, about 6 minutes
+    CREDITS_BENCH_PG_DSN=postgresql://... python -m bench   # full, about 14 minutes
     python -m bench --only sync_deduct,history # some rows (``--list`` names them)
     python -m bench.instructions               # instructions per op (valgrind)
 
