@@ -63,3 +63,15 @@ def make_key(client: Credits, scope: str, name: str = "test") -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def scoped_tokens(client: Credits, label: str) -> Iterator[dict[str, str]]:
+    """One API key per scope, named ``<label>-<scope>``, revoked when the block ends."""
+    made = {scope: make_key(client, scope, f"{label}-{scope}") for scope in keys.SCOPES}
+    yield made
+    execute = blocking_executor(client.redis)
+    for token in made.values():
+        key_id = keys.key_id_of(token)
+        assert key_id is not None
+        drive(keys.revoke_key(key_id), execute)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from http_rig import Served, bearer, make_key, serve
+from http_rig import Served, bearer, make_key, scoped_tokens, serve
 from ledger_fixtures import store_snapshot
 
 from credits import Credits, limits
@@ -34,13 +34,8 @@ def served(redis_url: str) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def tokens(client: Credits) -> Iterator[dict[str, str]]:
-    made = {scope: make_key(client, scope, f"test-{scope}") for scope in keys.SCOPES}
-    yield made
-    execute = blocking_executor(client.redis)
-    for token in made.values():
-        key_id = keys.key_id_of(token)
-        assert key_id is not None
-        drive(keys.revoke_key(key_id), execute)
+    with scoped_tokens(client, "test") as made:
+        yield made
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from http_rig import Served, bearer, make_key, serve
+from http_rig import Served, bearer, scoped_tokens, serve
 from ledger_fixtures import store_snapshot
 
 from credits import Credits
-from credits.http import keys
 from credits.keys import bucket_tag, user_keys
-from credits.transport import blocking_executor, drive
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +33,8 @@ def served(redis_url: str) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def tokens(client: Credits) -> Iterator[dict[str, str]]:
-    made = {scope: make_key(client, scope, f"plans-{scope}") for scope in keys.SCOPES}
-    yield made
-    execute = blocking_executor(client.redis)
-    for token in made.values():
-        key_id = keys.key_id_of(token)
-        assert key_id is not None
-        drive(keys.revoke_key(key_id), execute)
+    with scoped_tokens(client, "plans") as made:
+        yield made
 
 
 @pytest.fixture
